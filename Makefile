@@ -1,0 +1,51 @@
+# Set-up and entry points. `make up` and `make test` do all set-up themselves on a fresh Debian
+# machine as root (apt packages, a venv, pip install), then run.
+
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+DATA_DIR    ?= /var/lib/pinnace
+PORT        ?= 6443
+KUBECONFIG_OUT := $(DATA_DIR)/admin.kubeconfig
+# system packages the code and tests use (kubectl comes with the machine image)
+APT_PACKAGES := python3-venv
+
+.PHONY: setup system-deps up down demo test lint bench clean
+
+setup: system-deps $(VENV)/.installed
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+up: setup
+	$(PY) -m cli.main up --data-dir $(DATA_DIR) --port $(PORT)
+	$(MAKE) --no-print-directory demo
+
+demo:
+	kubectl --kubeconfig $(KUBECONFIG_OUT) apply -f manifests/demo.yaml
+	kubectl --kubeconfig $(KUBECONFIG_OUT) get all,configmaps,secrets -n demo
+	@echo; echo "Cluster up. Try: export KUBECONFIG=$(KUBECONFIG_OUT); kubectl get ns"
+
+down: setup
+	$(PY) -m cli.main down --data-dir $(DATA_DIR)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: setup lint
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m bench.api
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

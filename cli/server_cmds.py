@@ -1,0 +1,90 @@
+"""``pinnace server`` and ``pinnace kubeconfig``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+DEFAULT_DATA_DIR = "/var/lib/pinnace"
+
+
+def configure_server(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="state, PKI and kubeconfig (default %(default)s)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=6443, help="HTTPS port (default %(default)s; 0 picks one)")
+    p.add_argument("--datastore", default="sqlite", help="sqlite (embedded, default)")
+    p.add_argument("--tls-san", action="append", default=[], help="extra host name or IP for the serving cert")
+    p.add_argument("--controllers", type=lambda v: [n for n in v.split(",") if n],
+                   help="comma-separated controllers to run (default: all)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+
+
+def _check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--port {port} is not a TCP port (0-65535)")
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from apiserver.server import ApiServer
+    from controllers.manager import ControllerManager
+    from machinery.client import ApiClient
+    from machinery.kubeconfig import load_kubeconfig
+
+    if args.datastore != "sqlite":
+        raise ValueError(f"unsupported --datastore {args.datastore!r}: only 'sqlite' is available")
+    server = ApiServer(Path(args.data_dir), host=args.host, port=args.port, extra_hosts=args.tls_san)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    print(f"pinnace server: serving {server.url}; kubeconfig {server.kubeconfig}", file=sys.stderr, flush=True)
+    try:
+        async with ApiClient(load_kubeconfig(str(server.kubeconfig))) as client:
+            controllers = ControllerManager(client, names=args.controllers or None)
+            await controllers.start()
+            try:
+                await stop.wait()
+            finally:
+                await controllers.stop()
+    finally:
+        await server.stop()
+
+
+def run_server(args: argparse.Namespace) -> int:
+    _check_port(args.port)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(_serve(args))
+    return 0
+
+
+def configure_kubeconfig(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="the server's data dir (default %(default)s)")
+    p.add_argument("-o", "--output", help="write to this file instead of printing")
+
+
+def run_kubeconfig(args: argparse.Namespace) -> int:
+    from apiserver.server import ADMIN_KUBECONFIG
+
+    source = Path(args.data_dir) / ADMIN_KUBECONFIG
+    if not source.exists():
+        raise ValueError(f"no kubeconfig at {source}: is a server running with --data-dir {args.data_dir}?")
+    text = source.read_text()
+    if args.output:
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        out.chmod(0o600)
+    else:
+        sys.stdout.write(text)
+    return 0
