@@ -14,6 +14,7 @@ from apiserver import errors
 from apiserver.auth import Authenticator
 from apiserver.context import User
 from apiserver.handlers import common, discovery, openapi, paths, resources
+from apiserver.openapi import v2 as openapi_v2
 from apiserver.store import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def build_app(store: ObjectStore, *, authenticator: Authenticator) -> web.Applic
     router.add_get("/api/v1", discovery.api_v1)
     router.add_get("/apis/{group}", discovery.api_group)
     router.add_get("/apis/{group}/{version}", discovery.group_version)
-    router.add_get("/openapi/v2", _no_openapi_v2)
+    router.add_get("/openapi/v2", openapi_v2.handle)
     router.add_get("/openapi/v3", openapi.index)
     router.add_get("/openapi/v3/{path:.+}", openapi.document)
     router.add_route("*", "/api/v1/{tail:.+}", _core)

@@ -49,7 +49,7 @@ class ApiServer:
 
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        pki = pki_module.ensure_pki(self.data_dir, hosts=[self.host, *self.extra_hosts])
+        pki = await asyncio.to_thread(pki_module.ensure_pki, self.data_dir, hosts=[self.host, *self.extra_hosts])
         backend = self.backend or SqliteStorage(str(self.data_dir / "state.db"))
         self.storage = WatchCache(backend)
         await self.storage.start()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import shutil
 import signal
@@ -65,6 +67,28 @@ class Server:
                 return r.status == 200
         except OSError:
             return False
+
+    def request(self, method: str, path: str, body: bytes | dict | None = None, *,
+                content_type: str | None = "application/json", accept: str | None = None,
+                credentials: bool = True) -> tuple[int, dict]:
+        """One HTTPS request with the admin certificate (or none); the JSON answer."""
+        pki = self.data_dir / "pki"
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        if credentials:
+            ctx.load_cert_chain(pki / "admin.crt", pki / "admin.key")
+        if isinstance(body, dict):
+            body = json.dumps(body).encode()
+        headers = {"Content-Type": content_type} if content_type else {}
+        if accept:
+            headers["Accept"] = accept
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+        finally:
+            conn.close()
+        return response.status, json.loads(payload) if payload else {}
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

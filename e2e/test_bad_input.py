@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import http.client
 import json
-import ssl
 
 import pytest
 
 from e2e.cluster import Server
 
 
-def _request(server: Server, method: str, path: str, body: bytes | None = None, *,
-             content_type: str | None = "application/json", credentials: bool = True) -> tuple[int, dict]:
-    pki = server.data_dir / "pki"
-    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-    if credentials:
-        ctx.load_cert_chain(pki / "admin.crt", pki / "admin.key")
-    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ctx, timeout=10)
-    headers = {"Content-Type": content_type} if content_type else {}
-    conn.request(method, path, body=body, headers=headers)
-    response = conn.getresponse()
-    payload = response.read()
-    conn.close()
-    return response.status, json.loads(payload) if payload else {}
+def _request(server: Server, method: str, path: str, body: bytes | None = None, **kwargs) -> tuple[int, dict]:
+    return server.request(method, path, body, **kwargs)
 
 
 CMS = "/api/v1/namespaces/default/configmaps"

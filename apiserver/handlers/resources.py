@@ -17,7 +17,7 @@ from apiserver import codec, context, errors, tables
 from apiserver import fieldmanager as fm
 from apiserver.handlers import common, listing, patching, reviews, subresources, watching
 from apiserver.handlers.paths import Target
-from apiserver.store import FIELD_SUBRESOURCES, ObjectStore
+from apiserver.store import ObjectStore
 from machinery import meta
 
 Handler = Callable[[web.Request, ObjectStore, Target], Awaitable[web.StreamResponse]]
@@ -184,8 +184,8 @@ VERBS: dict[tuple[bool, str], Handler] = {
 
 
 async def dispatch(request: web.Request, store: ObjectStore, target: Target) -> web.StreamResponse:
-    if target.subresource in FIELD_SUBRESOURCES:
-        handler = VERBS.get((True, request.method)) if request.method in ("GET", "PUT", "PATCH") else None
+    if request.method in subresources.ITEM_VIEWS.get(target.subresource, ()):
+        handler = VERBS.get((True, request.method))
     elif target.subresource:
         handler = subresources.handler(target.subresource, request.method)
     else:

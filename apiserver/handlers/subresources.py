@@ -135,6 +135,13 @@ async def node_stream(request: web.Request, store: ObjectStore, target: Target) 
 
 _STREAMS = {method: node_stream for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
 
+#: subresources served by the item verbs (the store limits the write to their fields) -> their methods
+ITEM_VIEWS: dict[str, tuple[str, ...]] = {
+    "status": ("GET", "PUT", "PATCH"),
+    "ephemeralcontainers": ("GET", "PUT", "PATCH"),
+    "finalize": ("PUT",),
+}
+
 #: subresource -> method -> handler
 SUBRESOURCES: dict[str, dict[str, Handler]] = {
     "scale": {"GET": get_scale, "PUT": put_scale, "PATCH": patch_scale},

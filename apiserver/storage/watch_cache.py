@@ -135,6 +135,8 @@ class WatchCache:
                 log.warning("watch cache: backend watch failed at revision %d: %s", self._revision, exc)
             except Exception:
                 log.exception("watch cache: backend watch crashed at revision %d", self._revision)
+            if not self._open or _being_cancelled():
+                return
             self._flush()
             self._hub.close_all()
             await self._relist_until_done()
@@ -239,7 +241,7 @@ class WatchCache:
             codec.check_revision(revision)
         self._check_open()
         from_cache = self._covers(prefix) and (
-            revision == self._revision if revision is not None else await self._caught_up())
+            True if revision is not None else await self._caught_up())
         if not from_cache:
             return await self._backend.list(prefix, limit=limit, start_after=start_after, revision=revision)
         keys = self._index.range(prefix, start_after=start_after, limit=limit + 1 if limit else 0)
@@ -333,3 +335,9 @@ class WatchCache:
         if self._buffer and event.revision >= self._buffer[0].revision:
             self._encoded[event.revision] = (event, data)
         return data
+
+
+def _being_cancelled() -> bool:
+    """True if the current task was asked to stop (a cancelled feed must not swallow that)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -38,6 +38,7 @@ class BreakableBackend(sqlite.SqliteStorage):
 
     async def _breakable(self, stream: AsyncIterator[interface.Event], revision: int):
         breaker = asyncio.ensure_future(self.broken.wait())
+        step: asyncio.Future | None = None
         try:
             while True:
                 step = asyncio.ensure_future(anext(stream))
@@ -45,11 +46,14 @@ class BreakableBackend(sqlite.SqliteStorage):
                 if step.done():
                     yield step.result()
                     continue
-                step.cancel()
                 self.broken.clear()
                 raise interface.Compacted(revision=revision, compacted=await self.current_revision())
         finally:
             breaker.cancel()
+            if step is not None and not step.done():
+                step.cancel()
+                with contextlib.suppress(BaseException):
+                    await step
             await stream.aclose()
 
 

@@ -1,0 +1,155 @@
+"""API semantics clients rely on, checked over the wire: metadata, subresources, deletion, watch."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import uuid
+
+import pytest
+
+from e2e.cluster import Kubectl, Server
+
+
+@pytest.fixture
+def ns(server: Server):
+    name = f"sem-{uuid.uuid4().hex[:8]}"
+    code, _ = server.request("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
+    assert code == 201
+    yield name
+    server.request("DELETE", f"/api/v1/namespaces/{name}")
+
+
+def _pod(name: str, **spec) -> dict:
+    return {"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec}}
+
+
+def test_generate_name_dry_run_and_generation(server: Server, ns: str):
+    base = f"/apis/apps/v1/namespaces/{ns}/deployments"
+    deploy = {"metadata": {"generateName": "web-"}, "spec": {
+        "selector": {"matchLabels": {"a": "b"}},
+        "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+    code, dry = server.request("POST", f"{base}?dryRun=All", deploy)
+    assert code == 201 and dry["metadata"]["name"].startswith("web-")
+    assert server.request("GET", f"{base}/{dry['metadata']['name']}")[0] == 404
+    code, created = server.request("POST", base, deploy)
+    name = created["metadata"]["name"]
+    assert code == 201 and len(name) == len("web-") + 5 and created["metadata"]["generation"] == 1
+    # label changes do not bump generation; spec changes do
+    code, labelled = server.request("PATCH", f"{base}/{name}", {"metadata": {"labels": {"x": "y"}}},
+                                    content_type="application/merge-patch+json")
+    assert labelled["metadata"]["generation"] == 1
+    code, scaled = server.request("PATCH", f"{base}/{name}", {"spec": {"replicas": 5}},
+                                  content_type="application/merge-patch+json")
+    assert scaled["metadata"]["generation"] == 2
+    # a status write changes status only; a main-resource write keeps the stored status
+    scaled["status"] = {"replicas": 5, "observedGeneration": 2}
+    scaled["spec"]["replicas"] = 9
+    code, status = server.request("PUT", f"{base}/{name}/status", scaled)
+    assert code == 200 and status["status"]["replicas"] == 5 and status["spec"]["replicas"] == 5
+    status["status"] = {"replicas": 0}
+    code, main = server.request("PUT", f"{base}/{name}", status)
+    assert main["status"]["replicas"] == 5
+
+
+def test_finalizers_hold_deletion(server: Server, ns: str):
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    server.request("POST", path, {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}})
+    code, deleting = server.request("DELETE", f"{path}/held")
+    assert code == 200 and deleting["metadata"]["deletionTimestamp"]
+    code, still = server.request("GET", f"{path}/held")
+    assert code == 200
+    code, refused = server.request("PATCH", f"{path}/held", {"metadata": {"finalizers": ["a", "example.com/hold"]}},
+                                   content_type="application/merge-patch+json")
+    assert code == 403
+    code, _ = server.request("PATCH", f"{path}/held", {"metadata": {"finalizers": None}},
+                             content_type="application/merge-patch+json")
+    assert code == 200
+    assert server.request("GET", f"{path}/held")[0] == 404
+
+
+def test_preconditions_and_deletecollection(server: Server, ns: str):
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    for i in range(3):
+        server.request("POST", path, {"metadata": {"name": f"c{i}", "labels": {"batch": "yes" if i else "no"}}})
+    code, body = server.request("DELETE", f"{path}/c0", {"preconditions": {"uid": "not-the-uid"}})
+    assert code == 409 and "Precondition failed" in body["message"]
+    code, deleted = server.request("DELETE", f"{path}?labelSelector=batch%3Dyes")
+    assert code == 200 and sorted(i["metadata"]["name"] for i in deleted["items"]) == ["c1", "c2"]
+    code, left = server.request("GET", path)
+    assert [i["metadata"]["name"] for i in left["items"]] == ["c0"]
+
+
+def test_binding_field_selectors_and_streams(server: Server, ns: str):
+    pods = f"/api/v1/namespaces/{ns}/pods"
+    code, pod = server.request("POST", pods, _pod("p1"))
+    assert code == 201 and pod["status"]["phase"] == "Pending"
+    assert pod["spec"]["restartPolicy"] == "Always" and pod["spec"]["containers"][0]["imagePullPolicy"] == "Always"
+    code, body = server.request("GET", f"{pods}/p1/log")
+    assert code == 400 and "does not have a host assigned" in body["message"]
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p1"},
+               "target": {"apiVersion": "v1", "kind": "Node", "name": "node-a"}}
+    assert server.request("POST", f"{pods}/p1/binding", binding)[0] == 201
+    code, again = server.request("POST", f"{pods}/p1/binding", binding)
+    assert code == 409 and "already assigned" in again["message"]
+    code, listed = server.request("GET", f"{pods}?fieldSelector=spec.nodeName%3Dnode-a")
+    assert [p["metadata"]["name"] for p in listed["items"]] == ["p1"]
+    code, listed = server.request("GET", f"/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-b")
+    assert listed["items"] == []
+    code, listed = server.request("GET", f"{pods}?fieldSelector=status.phase%3DPending")
+    assert [p["metadata"]["name"] for p in listed["items"]] == ["p1"]
+    code, body = server.request("GET", f"{pods}?fieldSelector=spec.bogus%3Dx")
+    assert code == 400
+    code, body = server.request("GET", f"{pods}/p1/log")
+    assert code == 503 and "node-a" in body["message"]
+    # a scheduled pod waits for its kubelet: deletion marks it, grace period 0 removes it
+    code, marked = server.request("DELETE", f"{pods}/p1")
+    assert code == 200 and marked["metadata"]["deletionGracePeriodSeconds"] == 30
+    assert server.request("DELETE", f"{pods}/p1", {"gracePeriodSeconds": 0})[0] == 200
+    assert server.request("GET", f"{pods}/p1")[0] == 404
+
+
+def _watch_lines(server: Server, path: str, count: int) -> list[dict]:
+    pki = server.data_dir / "pki"
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(pki / "admin.crt", pki / "admin.key")
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ctx, timeout=10)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    assert response.status == 200
+    events = [json.loads(response.readline()) for _ in range(count)]
+    conn.close()
+    return events
+
+
+def test_watch_initial_events_and_bookmark(server: Server, ns: str):
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    server.request("POST", path, {"metadata": {"name": "first"}})
+    events = _watch_lines(server, f"{path}?watch=true&sendInitialEvents=true&allowWatchBookmarks=true"
+                                  f"&resourceVersionMatch=NotOlderThan&resourceVersion=", 2)
+    assert events[0]["type"] == "ADDED" and events[0]["object"]["metadata"]["name"] == "first"
+    assert events[1]["type"] == "BOOKMARK"
+    assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+def test_watch_with_selector_sees_objects_leave(server: Server, ns: str):
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    code, created = server.request("POST", path, {"metadata": {"name": "moving", "labels": {"on": "yes"}}})
+    rv = created["metadata"]["resourceVersion"]
+    server.request("PATCH", f"{path}/moving", {"metadata": {"labels": {"on": "no"}}},
+                   content_type="application/merge-patch+json")
+    events = _watch_lines(server, f"{path}?watch=true&labelSelector=on%3Dyes&resourceVersion={int(rv) - 1}", 2)
+    assert [e["type"] for e in events] == ["ADDED", "DELETED"]
+
+
+def test_bad_continue_token_and_limit(server: Server, ns: str):
+    code, body = server.request("GET", f"/api/v1/namespaces/{ns}/configmaps?limit=1&continue=garbage!")
+    assert code == 400
+    code, body = server.request("GET", f"/api/v1/namespaces/{ns}/configmaps?limit=-3")
+    assert code == 400
+
+
+def test_can_i_list(kubectl: Kubectl):
+    rules = kubectl("auth", "can-i", "--list")
+    assert "*.*" in rules
