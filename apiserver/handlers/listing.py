@@ -114,13 +114,28 @@ class Page:
     continue_token: str | None = None
 
 
-async def list_objects(store: ObjectStore, rt: ResourceType, namespace: str | None, query,
-                       selectors: Selectors) -> Page:
+@dataclass(frozen=True)
+class PageRequest:
+    """What a LIST asks for: how many, from where, at which revision."""
+
+    limit: int = 0
+    revision: int | None = None
+    start_after: str | None = None
+
+
+def page_request(query) -> PageRequest:
+    """``limit``, ``continue`` and ``resourceVersion``/``resourceVersionMatch`` of a request."""
     limit = _int_param(query, "limit")
     if query.get("continue"):
         revision, start_after = decode_continue(query["continue"])
-    else:
-        revision, start_after = _list_revision(query), None
+        return PageRequest(limit, revision, start_after)
+    return PageRequest(limit, _list_revision(query))
+
+
+async def list_objects(store: ObjectStore, rt: ResourceType, namespace: str | None, selectors: Selectors,
+                       request: PageRequest = PageRequest()) -> Page:
+    """One page of matching objects (everything at the newest revision by default)."""
+    limit, revision, start_after = request.limit, request.revision, request.start_after
     name = selectors.fields.exact("metadata.name") if selectors.fields is not None else None
     if name is not None and start_after is None:
         return await _by_name(store, rt, namespace, name, selectors, revision)

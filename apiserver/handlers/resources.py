@@ -38,7 +38,8 @@ async def list_or_watch(request: web.Request, store: ObjectStore, target: Target
         _require(target, "watch")
         return await watching.serve(request, store, rt, target.namespace, selectors)
     _require(target, "list")
-    page = await listing.list_objects(store, rt, target.namespace, request.query, selectors)
+    page = await listing.list_objects(store, rt, target.namespace, selectors,
+                                     listing.page_request(request.query))
     if codec.wants_table(request.headers.get("Accept")):
         return common.json_response(tables.table(rt.printer, page.items, resource_version=str(page.revision),
                                           continue_=page.continue_token))
@@ -61,7 +62,7 @@ async def delete_collection(request: web.Request, store: ObjectStore, target: Ta
     ctx = common.request_context(request)
     options = await common.delete_options(request)
     selectors = listing.parse_selectors(rt, request.query)
-    page = await listing.list_objects(store, rt, target.namespace, _Everything(), selectors)
+    page = await listing.list_objects(store, rt, target.namespace, selectors)
     deleted = []
     for obj in page.items:
         md = obj["metadata"]
@@ -74,11 +75,6 @@ async def delete_collection(request: web.Request, store: ObjectStore, target: Ta
         deleted.append(result)
     return common.json_response({"kind": rt.list_kind, "apiVersion": rt.api_version,
                           "metadata": {"resourceVersion": str(page.revision)}, "items": deleted})
-
-
-class _Everything(dict):
-    def getall(self, key: str, default=None):
-        return default
 
 
 # ---- item verbs -------------------------------------------------------------------------------

@@ -131,7 +131,7 @@ async def serve(request: web.Request, store: ObjectStore, rt: ResourceType, name
     await response.prepare(request)
 
     if send_initial:
-        page = await listing.list_objects(store, rt, namespace, _CurrentQuery(), selectors)
+        page = await listing.list_objects(store, rt, namespace, selectors)
         for obj in page.items:
             await response.write(writer.encode("ADDED", obj))
         if start is not None and start > page.revision:
@@ -174,13 +174,6 @@ async def serve(request: web.Request, store: ObjectStore, rt: ResourceType, name
     with contextlib.suppress(ConnectionResetError, RuntimeError):
         await response.write_eof()
     return response
-
-
-class _CurrentQuery(dict):
-    """The query of the initial listing: everything, at the newest revision."""
-
-    def getall(self, key: str, default=None):
-        return default
 
 
 async def _pump(store: ObjectStore, rt: ResourceType, namespace: str | None, start: int,

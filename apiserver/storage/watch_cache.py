@@ -64,8 +64,11 @@ class WatchCache:
         self._buffer_start = 0
         self._encoded: dict[int, tuple[interface.Event, bytes]] = {}
         self._hub = fanout.Fanout()
+        #: applied but not yet published (published once per loop iteration, see _flush)
         self._pending: list[interface.Event] = []
         self._flush_scheduled = False
+        #: the newest revision watchers have been sent (or could have been, for their prefix)
+        self._published = 0
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._waiter_seq = itertools.count()
         self._feed_task: asyncio.Task[None] | None = None
@@ -120,6 +123,7 @@ class WatchCache:
         self._buffer.clear()
         self._encoded.clear()
         self._pending.clear()
+        self._published = result.revision
         self._buffer_start = result.revision
         self._wake_waiters()
         log.info("watch cache listed %d objects under %s at revision %d",
@@ -181,6 +185,7 @@ class WatchCache:
         self._flush_scheduled = False
         if self._pending:
             pending, self._pending = self._pending, []
+            self._published = pending[-1].revision
             self._hub.publish(pending)
 
     def _wake_waiters(self) -> None:
@@ -241,7 +246,7 @@ class WatchCache:
             codec.check_revision(revision)
         self._check_open()
         from_cache = self._covers(prefix) and (
-            True if revision is not None else await self._caught_up())
+            revision == self._revision if revision is not None else await self._caught_up())
         if not from_cache:
             return await self._backend.list(prefix, limit=limit, start_after=start_after, revision=revision)
         keys = self._index.range(prefix, start_after=start_after, limit=limit + 1 if limit else 0)
@@ -305,9 +310,8 @@ class WatchCache:
                 sent = event.revision
             while (batch := await sub.next_batch()) is not None:
                 for event in batch:
-                    if event.revision > sent:  # a just-applied event can be in backlog and batch
-                        yield event
-                        sent = event.revision
+                    yield event
+                    sent = event.revision
         except fanout.Overflowed:
             log.info("watcher of %s ended: more than %d events behind at revision %d",
                      prefix, self._watcher_queue_size, sent)
@@ -316,12 +320,16 @@ class WatchCache:
             self._hub.unsubscribe(sub)
 
     def _backlog(self, prefix: str, revision: int) -> list[interface.Event]:
-        """Buffered events after ``revision`` under ``prefix``, oldest first."""
+        """Published buffered events after ``revision`` under ``prefix``, oldest first.
+
+        Pending (not yet published) events are left out: the next flush delivers them to the new
+        subscriber, so no event is sent twice.
+        """
         found = []
         for event in reversed(self._buffer):
             if event.revision <= revision:
                 break
-            if event.key.startswith(prefix):
+            if event.revision <= self._published and event.key.startswith(prefix):
                 found.append(event)
         found.reverse()
         return found

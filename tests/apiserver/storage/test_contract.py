@@ -279,6 +279,25 @@ async def test_watch_delivers_concurrent_writes_in_revision_order(storage):
     assert [e.revision for e in events] == sorted(rv(r) for r in results)
 
 
+async def test_a_watch_started_during_a_burst_sees_each_event_once(storage):
+    start = await storage.current_revision()
+    for _ in range(3):
+        writes = [asyncio.create_task(storage.create(pod_key("ns", f"p{start}-{i}"), pod("p"))) for i in range(60)]
+        await asyncio.sleep(0)  # some writes are queued or committed, others not yet
+        stream = storage.watch("/registry/core/pods/", revision=start)
+        try:
+            reading = asyncio.create_task(take(stream, 60))
+            results = await asyncio.gather(*writes)
+            events = await reading
+            marker = await storage.create(pod_key("ns", f"marker{start}"), pod("m"))
+            [after] = await take(stream, 1)
+        finally:
+            await stream.aclose()
+        assert [e.revision for e in events] == sorted(rv(r) for r in results)
+        assert after.obj == marker, "no event was delivered twice"
+        start = rv(marker)
+
+
 async def test_watch_from_an_invalid_revision_is_rejected(storage):
     with pytest.raises(interface.InvalidObject):  # at the call or at the first read
         await anext(storage.watch("/registry/", revision=-1))
