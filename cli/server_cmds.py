@@ -20,7 +20,9 @@ def configure_server(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datastore", default="sqlite", help="sqlite (embedded, default)")
     p.add_argument("--tls-san", action="append", default=[], help="extra host name or IP for the serving cert")
     p.add_argument("--controllers", type=lambda v: [n for n in v.split(",") if n],
-                   help="comma-separated controllers to run (default: all)")
+                   help="comma-separated controllers to run in-process (default: all)")
+    p.add_argument("--no-controllers", action="store_true",
+                   help="run the API server alone (controllers run elsewhere, or in tests)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
 
 
@@ -45,6 +47,9 @@ async def _serve(args: argparse.Namespace) -> None:
     await server.start()
     print(f"pinnace server: serving {server.url}; kubeconfig {server.kubeconfig}", file=sys.stderr, flush=True)
     try:
+        if args.no_controllers:
+            await stop.wait()
+            return
         async with ApiClient(load_kubeconfig(str(server.kubeconfig))) as client:
             controllers = ControllerManager(client, names=args.controllers or None)
             await controllers.start()

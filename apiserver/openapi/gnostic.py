@@ -51,11 +51,11 @@ def encode(value: Any, message: str) -> bytes:
         raise SchemaError(f"no gnostic message {message!r} in the tables")
     if spec.choice is not None:
         number, branch = _choose(spec.choice, value, message)
-        return _field(number, branch, value, where=message)
+        return _field(number, branch, value, where=message, always=True)  # a oneof member is always set
     if spec.wrap is not None:
         number, item_type = spec.wrap
         items = value if isinstance(value, list) else [value]
-        return b"".join(_field(number, item_type, item, where=message, repeated=True) for item in items)
+        return b"".join(_field(number, item_type, item, where=message, always=True) for item in items)
     if not isinstance(value, dict):
         raise SchemaError(f"{message}: expected an object, got {type(value).__name__}")
     out: list[bytes] = []
@@ -92,7 +92,7 @@ def _fields(number: int, field_type: str, value: Any, *, where: str) -> bytes:
         return _field(number, field_type, value, where=where)
     if not isinstance(value, list):
         raise SchemaError(f"{where}: expected a list, got {type(value).__name__}")
-    return b"".join(_field(number, field_type[2:], item, where=where, repeated=True) for item in value)
+    return b"".join(_field(number, field_type[2:], item, where=where, always=True) for item in value)
 
 
 def _check(value: Any, kinds: tuple[type, ...], where: str) -> None:
@@ -100,20 +100,21 @@ def _check(value: Any, kinds: tuple[type, ...], where: str) -> None:
         raise SchemaError(f"{where}: unexpected {type(value).__name__} value {value!r}")
 
 
-def _field(number: int, field_type: str, value: Any, *, where: str, repeated: bool = False) -> bytes:
-    """One field; proto3 leaves a singular scalar at its zero value out."""
+def _field(number: int, field_type: str, value: Any, *, where: str, always: bool = False) -> bytes:
+    """One field; proto3 leaves a singular scalar at its zero value out unless ``always`` (the
+    elements of repeated fields and oneof members, whose presence is the information)."""
     if field_type == "string":
         _check(value, (str,), where)
-        return protowire.length_delimited(number, value.encode()) if value or repeated else b""
+        return protowire.length_delimited(number, value.encode()) if value or always else b""
     if field_type == "bool":
         _check(value, (bool,), where)
-        return protowire.varint_field(number, int(value)) if value or repeated else b""
+        return protowire.varint_field(number, int(value)) if value or always else b""
     if field_type == "int64":
         _check(value, (int,), where)
-        return protowire.varint_field(number, value) if value or repeated else b""
+        return protowire.varint_field(number, value) if value or always else b""
     if field_type == "double":
         _check(value, (int, float), where)
-        return protowire.double_field(number, float(value)) if value or repeated else b""
+        return protowire.double_field(number, float(value)) if value or always else b""
     if field_type == "Any":
         payload = protowire.length_delimited(ANY_YAML, yaml_text(value).encode())
         return protowire.length_delimited(number, payload)
@@ -125,7 +126,7 @@ def yaml_text(value: Any) -> str:
     try:
         key = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except TypeError as exc:
-        raise SchemaError(f"not a JSON value: {value!r}") from exc
+        raise SchemaError(f"cannot write {value!r} as a JSON/YAML value") from exc
     return _yaml_of(key)
 
 

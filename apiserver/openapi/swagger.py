@@ -97,9 +97,11 @@ def convert_operation(op: Schema) -> Schema:
     body = op.get("requestBody")
     if body is not None:
         out["consumes"] = list(body.get("content", {}))
+        body_param: Schema = {"in": "body", "name": "body", "required": bool(body.get("required"))}
         schema = _first_schema(body.get("content", {}))
-        params.insert(0, {"in": "body", "name": "body", "required": bool(body.get("required")),
-                          **({"schema": schema} if schema is not None else {})})
+        if schema is not None:
+            body_param["schema"] = schema
+        params.insert(0, body_param)
     produces: dict[str, None] = {}
     for response in op.get("responses", {}).values():
         produces.update(dict.fromkeys(response.get("content", {})))

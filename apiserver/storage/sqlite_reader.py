@@ -51,9 +51,10 @@ class Reader:
             except sqlite3.Error as exc:
                 raise interface.Unavailable(f"sqlite read failed: {exc}") from exc
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, call)
-        except RuntimeError as exc:  # pool shut down
+            pending = asyncio.get_running_loop().run_in_executor(self._pool, call)
+        except RuntimeError as exc:  # the pool is shut down
             raise interface.Unavailable("storage is closed") from exc
+        return await pending
 
     async def close(self) -> None:
         await asyncio.to_thread(self._pool.shutdown, wait=True)

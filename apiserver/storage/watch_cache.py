@@ -89,7 +89,11 @@ class WatchCache:
         if self._open:
             return
         await self._backend.start()
-        await self._relist()
+        try:
+            await self._relist()
+        except BaseException:
+            await self._backend.close()
+            raise
         self._open = True
         self._feed_task = asyncio.create_task(self._feed(), name=f"watch-cache-feed:{self._prefix}")
 

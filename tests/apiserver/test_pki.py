@@ -10,7 +10,6 @@ import ipaddress
 import socket
 import ssl
 import stat
-import time
 from pathlib import Path
 
 import pytest
@@ -37,9 +36,7 @@ def _eku(cert: x509.Certificate) -> list[x509.ObjectIdentifier]:
 
 
 def test_creates_a_ca_and_certs_that_chain_to_it(tmp_path: Path) -> None:
-    started = time.monotonic()
     p = ensure_pki(tmp_path, hosts=["10.1.2.3", "api.example.com", "[fd00::1]"])
-    assert time.monotonic() - started < 1.0
     assert p.dir == tmp_path / "pki"
 
     ca = _cert(p.ca_cert)

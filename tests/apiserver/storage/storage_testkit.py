@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from apiserver.storage import interface
 
@@ -22,11 +22,20 @@ def rv(obj: dict) -> int:
 
 
 async def take(stream: AsyncIterator[interface.Event], count: int, *,
-               timeout: float = 5.0) -> list[interface.Event]:
+               within: float = 5.0) -> list[interface.Event]:
     """The next ``count`` events of ``stream`` (TimeoutError if they do not come)."""
     events: list[interface.Event] = []
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         while len(events) < count:
             events.append(await anext(stream))
     return events
 
+
+
+async def poll(check: Callable[[], Awaitable[bool]], *, within: float = 5.0, every: float = 0.02) -> None:
+    """Wait until ``check()`` holds, for state that offers nothing to wait on (a file's rows)."""
+    for _ in range(max(1, int(within / every))):
+        if await check():
+            return
+        await asyncio.sleep(every)
+    raise TimeoutError(f"condition not met within {within}s")

@@ -351,7 +351,7 @@ async def test_ttl_expires_a_key_with_a_deleted_event(storage):
         kept = await storage.create("/registry/core/events/ns/kept", {"metadata": {"name": "kept"}}, ttl=1)
         kept = await storage.update("/registry/core/events/ns/kept", {"metadata": {"name": "kept"}, "n": 2},
                                     expected_revision=rv(kept))  # no ttl: expiry dropped
-        events = await take(stream, 4, timeout=5)
+        events = await take(stream, 4, within=5)
     finally:
         await stream.aclose()
     assert [(e.type, e.key.rsplit("/", 1)[1]) for e in events][-1] == ("DELETED", "short")
@@ -372,8 +372,8 @@ async def test_reopening_resumes_data_and_revisions(persistent, open_storage):
         a = await store.update(pod_key("ns", "a"), pod("a", v=2), expected_revision=rv(a))
         b = await store.create(pod_key("ns", "b"), pod("b"))
         await store.delete(pod_key("ns", "b"))
-        await store.compact(rv(b))
         last = await store.current_revision()
+        await store.compact(last)  # the last row (a tombstone) may go: the counter must not
     async with open_storage() as store:
         assert await store.current_revision() == last
         assert await store.get(pod_key("ns", "a")) == a
