@@ -70,11 +70,6 @@ async def _ok(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-async def _no_openapi_v2(request: web.Request) -> web.Response:
-    # kubectl needs protobuf here or nothing: JSON breaks it, 404 makes it use its built-in types
-    raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
-
-
 def build_app(store: ObjectStore, *, authenticator: Authenticator) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=4 * 1024 * 1024)
     app[STORE] = store

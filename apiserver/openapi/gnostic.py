@@ -100,21 +100,23 @@ def _check(value: Any, kinds: tuple[type, ...], where: str) -> None:
         raise SchemaError(f"{where}: unexpected {type(value).__name__} value {value!r}")
 
 
+#: scalar type -> (accepted Python types, writer of one field)
+_SCALARS: dict[str, tuple[tuple[type, ...], Callable[[int, Any], bytes]]] = {
+    "string": ((str,), lambda number, value: protowire.length_delimited(number, value.encode())),
+    "bool": ((bool,), lambda number, value: protowire.varint_field(number, int(value))),
+    "int64": ((int,), protowire.varint_field),
+    "double": ((int, float), lambda number, value: protowire.double_field(number, float(value))),
+}
+
+
 def _field(number: int, field_type: str, value: Any, *, where: str, always: bool = False) -> bytes:
     """One field; proto3 leaves a singular scalar at its zero value out unless ``always`` (the
     elements of repeated fields and oneof members, whose presence is the information)."""
-    if field_type == "string":
-        _check(value, (str,), where)
-        return protowire.length_delimited(number, value.encode()) if value or always else b""
-    if field_type == "bool":
-        _check(value, (bool,), where)
-        return protowire.varint_field(number, int(value)) if value or always else b""
-    if field_type == "int64":
-        _check(value, (int,), where)
-        return protowire.varint_field(number, value) if value or always else b""
-    if field_type == "double":
-        _check(value, (int, float), where)
-        return protowire.double_field(number, float(value)) if value or always else b""
+    scalar = _SCALARS.get(field_type)
+    if scalar is not None:
+        kinds, write = scalar
+        _check(value, kinds, where)
+        return write(number, value) if value or always else b""
     if field_type == "Any":
         payload = protowire.length_delimited(ANY_YAML, yaml_text(value).encode())
         return protowire.length_delimited(number, payload)

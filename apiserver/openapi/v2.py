@@ -1,7 +1,8 @@
 """GET /openapi/v2: the Swagger 2.0 document as gnostic protobuf, built once and cached.
 
 kubectl ≤ 1.27 needs it for ``apply``/``create``/``replace``/``diff`` (validation and patches) and
-``explain``; later versions still fetch it for ``diff`` and as a fallback. kubectl asks for
+``explain``; later versions read it for ``explain --output=plaintext-openapiv2`` and fall back to it
+when /openapi/v3 cannot answer. kubectl asks for
 ``application/com.github.proto-openapi.spec.v2@v1.0+protobuf`` and parses whatever comes back as
 that protobuf, so the answer is protobuf whatever the Accept header says (JSON would be a parse
 error on the client, worse than this). The Content-Type is the spelling upstream answers with,

@@ -12,14 +12,15 @@ out of the JSON kubectl would otherwise have sent, and a pointer field is on the
 - ``*str``, ``*int``, ``*bool``  pointer (``*int32`` in Go): kept whenever present, zero included
   (Deployment ``replicas: 0``, Job ``suspend: false``)
 - ``int`` covers int32/int64 varints (two's complement); ``bool`` is a varint 0/1
-  The markings were derived from what kubectl.1.33 carries: pointer-ness from the gogo
-  ``nullable=false`` option of the compiled descriptors (absent = pointer), omitempty from the
-  struct tags in its Go type data.
 - ``bytes``  bytes, rendered as base64 text as in JSON (Secret.data)
 - ``raw``    bytes kept as Python bytes (the envelope's payload)
 - ``json``   bytes holding a JSON document, parsed (RawExtension, FieldsV1)
 - ``g.Msg``  a nested message (any name containing a dot)
 - ``[]T``    repeated T; ``map[K]V`` a map (entries: key = 1, value = 2)
+
+The scalar markings were derived from what kubectl.1.33 carries: pointer-ness from the gogo
+``nullable=false`` option of its compiled descriptors (absent = pointer), omitempty from the struct
+tags in its Go type data (the messages with a JSON form of their own keep plain types).
 
 A json_name of ``INLINE`` means a Go struct embedded with ``json:",inline"``: its keys are merged
 into the parent object (e.g. Volume's VolumeSource, Probe's ProbeHandler).

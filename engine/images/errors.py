@@ -98,3 +98,9 @@ class RegistryUnavailable(RegistryError):
     """The registry could not be connected to at all."""
 
     status = 502
+
+
+class ConfigError(ImageError):
+    """A configuration file (docker ``config.json``) that cannot be read."""
+
+    status = 400

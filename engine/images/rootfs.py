@@ -127,10 +127,13 @@ def mount_overlay(
         _mount_classic(target_p, options, readonly=upper_p is None)
 
 
-def image_lowers(store: ImageStore, image: str | Image) -> list[Path]:
-    """The lowerdir list of an image, top layer first (an empty dir for an image without layers)."""
-    dirs = store.layer_dirs(image)
-    return list(reversed(dirs)) or [store.snapshots.empty_dir]
+def image_lowers(store: ImageStore, image: str | Image, *, readonly: bool = False) -> list[Path]:
+    """The lowerdir list of an image, top layer first, padded with empty dirs to the minimum
+    overlayfs accepts (one with an upper dir, two without)."""
+    lowers = list(reversed(store.layer_dirs(image)))
+    minimum = 2 if readonly else 1
+    lowers += list(store.snapshots.empty_dirs[: max(0, minimum - len(lowers))])
+    return lowers
 
 
 def mount(
@@ -142,7 +145,7 @@ def mount(
     work: str | os.PathLike[str] | None = None,
 ) -> None:
     """Mount the root filesystem of ``image`` on ``target`` (writable to ``upper`` if given)."""
-    mount_overlay(image_lowers(store, image), target=target, upper=upper, work=work)
+    mount_overlay(image_lowers(store, image, readonly=upper is None), target=target, upper=upper, work=work)
 
 
 def unmount(target: str | os.PathLike[str], *, lazy: bool = False) -> None:

@@ -51,8 +51,9 @@ class SnapshotStore:
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._active: set[str] = set()
-        self._empty = self.root / ".empty"
-        self._empty.mkdir(exist_ok=True)
+        self._empties = (self.root / ".empty", self.root / ".empty2")
+        for d in self._empties:
+            d.mkdir(exist_ok=True)
 
     def path(self, chain_id: str) -> Path:
         return self.root / hex_of(chain_id)
@@ -62,9 +63,10 @@ class SnapshotStore:
         return self.path(chain_id) / "fs"
 
     @property
-    def empty_dir(self) -> Path:
-        """An always-empty dir: the lower dir of an image without layers (``FROM scratch``)."""
-        return self._empty
+    def empty_dirs(self) -> tuple[Path, Path]:
+        """Two always-empty dirs: lower dirs padding an overlay of an image with fewer than two layers
+        (``FROM scratch``; a read-only overlay needs two distinct lowers)."""
+        return self._empties
 
     def exists(self, chain_id: str) -> bool:
         return (self.path(chain_id) / META).is_file()
