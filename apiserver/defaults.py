@@ -357,29 +357,6 @@ def _port_name(port: dict) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def service_carry_allocated(obj: dict, old: dict) -> None:
-    """On update, keep what the server allocated (cluster IPs, node ports, IP families) when the new
-    object leaves it out, as upstream's service REST does; call before ``service`` defaulting."""
-    spec, old_spec = obj.get("spec"), old.get("spec")
-    if not isinstance(spec, dict) or not isinstance(old_spec, dict):
-        return
-    if spec.get("type") == "ExternalName" or old_spec.get("type") == "ExternalName":
-        return
-    for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
-        if not spec.get(key) and old_spec.get(key):
-            spec[key] = old_spec[key]
-    if spec.get("type") in _EXTERNALLY_ACCESSIBLE and old_spec.get("type") in _EXTERNALLY_ACCESSIBLE:
-        new_ports, old_ports = _dicts(spec, "ports"), _dicts(old_spec, "ports")
-        used = {_node_port(p) for p in new_ports} & {_node_port(p) for p in old_ports}
-        by_name = {_port_name(p): _node_port(p) for p in old_ports}
-        for port in new_ports:
-            candidate = by_name.get(_port_name(port))
-            if not port.get("nodePort") and candidate and candidate not in used:
-                port["nodePort"] = candidate
-        if not spec.get("healthCheckNodePort") and old_spec.get("healthCheckNodePort"):
-            spec["healthCheckNodePort"] = old_spec["healthCheckNodePort"]
-
-
 def secret(obj: dict) -> None:
     _fill(obj, "type", "Opaque")
     # v1 conversion folds stringData into data (its entries win) and never stores stringData

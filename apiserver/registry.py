@@ -106,7 +106,7 @@ RESOURCES: tuple[ResourceType, ...] = (
                  subresources={"status": "Service", "proxy": ""}, printer=tables.SERVICE,
                  default=defaults.service, validate=validation.service),
     ResourceType("", "v1", "Endpoints", "endpoints", True, "V1Endpoints", ("ep",),
-                 printer=tables.ENDPOINTS, validate=validation.endpoints),
+                 printer=tables.ENDPOINTS, default=defaults.endpoints, validate=validation.endpoints),
     ResourceType("", "v1", "ConfigMap", "configmaps", True, "V1ConfigMap", ("cm",),
                  printer=tables.CONFIGMAP, validate=validation.configmap),
     ResourceType("", "v1", "Secret", "secrets", True, "V1Secret", field_selectors=("type",),
@@ -157,7 +157,7 @@ RESOURCES: tuple[ResourceType, ...] = (
                  printer=tables.LEASE, validate=validation.lease),
     # discovery.k8s.io/v1
     ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, "V1EndpointSlice",
-                 printer=tables.ENDPOINTSLICE, validate=validation.endpointslice),
+                 printer=tables.ENDPOINTSLICE, default=defaults.endpointslice, validate=validation.endpointslice),
     # events.k8s.io/v1
     ResourceType("events.k8s.io", "v1", "Event", "events", True, "EventsV1Event", ("ev",),
                  printer=tables.EVENTS_V1, default=defaults.events_v1, validate=validation.events_v1),

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from apiserver import allocators, conversions, defaults, errors, validation
+from apiserver import allocators, defaults, errors, validation
 from apiserver import fieldmanager as fm
 from apiserver.context import RequestContext
 from apiserver.openapi import strict
@@ -491,6 +491,4 @@ HOOKS: dict[str, KindHooks] = {
     "Service": KindHooks(prepare_update=allocators.keep_allocations, allocate=allocators.allocate_service,
                          release=allocators.release_reservations),
     "Job": KindHooks(prepare_create=defaults.job_selector),
-    "Secret": KindHooks(prepare_create=conversions.secret_string_data,
-                        prepare_update=lambda _old, new: conversions.secret_string_data(new)),
 }

@@ -239,23 +239,6 @@ def test_external_name_service_gets_no_ip_fields() -> None:
         assert key not in svc["spec"]
 
 
-def test_service_carry_allocated_keeps_ips_and_node_ports() -> None:
-    old = _service(type="NodePort", clusterIP="10.96.0.7", clusterIPs=["10.96.0.7"],
-                   ports=[{"name": "http", "port": 80, "nodePort": 30080},
-                          {"name": "https", "port": 443, "nodePort": 30443}])
-    new = _service(type="NodePort", ports=[{"name": "http", "port": 80}, {"name": "https", "port": 443,
-                                                                           "nodePort": 30080}])
-    defaults.service_carry_allocated(new, old)
-    assert new["spec"]["clusterIP"] == "10.96.0.7"
-    assert new["spec"]["clusterIPs"] == ["10.96.0.7"]
-    # 30080 is already claimed by the https port, so http must be allocated afresh
-    assert "nodePort" not in new["spec"]["ports"][0]
-    assert new["spec"]["ports"][1]["nodePort"] == 30080
-
-
-# --- other core kinds ---------------------------------------------------------------------------------
-
-
 def test_secret_defaults_and_string_data() -> None:
     secret = {"metadata": {"name": "s"}, "data": {"a": "b2xk", "b": "eA=="}, "stringData": {"a": "new"}}
     defaults.secret(secret)
