@@ -4,12 +4,10 @@ resume, bookmarks, 410 → re-list with an exact diff, ERROR events, server rest
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from test_client import NODES, PODS, FakeApiServer, pod, start_fake, wait_until
+from fakeapi import NODES, PODS, FakeApiServer, pod, wait_until
 
 from machinery.client import ApiClient
 from machinery.informer import EventHandlers, Informer, object_key
@@ -36,16 +34,6 @@ class Recorder:
         self.calls.append(("delete", object_key(obj)))
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[tuple[FakeApiServer, ApiClient]]:
-    server, config = await start_fake(tmp_path)
-    try:
-        async with ApiClient(config) as client:
-            yield server, client
-    finally:
-        await server.stop()
-
-
 async def _running(informer: Informer) -> Informer:
     informer.start()
     async with asyncio.timeout(5):
@@ -57,8 +45,8 @@ def _watches(server: FakeApiServer) -> list[dict[str, str]]:
     return [r.query for r in server.requests_for("GET", watch=True)]
 
 
-async def test_paged_list_then_watch(env: tuple[FakeApiServer, ApiClient]) -> None:
-    server, client = env
+async def test_paged_list_then_watch(fake: tuple[FakeApiServer, ApiClient]) -> None:
+    server, client = fake
     for name in ("a", "b", "c"):
         server.put("pods", pod(name))
     server.put("pods", pod("x", namespace="other"))
@@ -99,8 +87,8 @@ async def test_paged_list_then_watch(env: tuple[FakeApiServer, ApiClient]) -> No
         await informer.stop()
 
 
-async def test_watch_end_resumes_from_last_resource_version(env: tuple[FakeApiServer, ApiClient]) -> None:
-    server, client = env
+async def test_watch_end_resumes_from_last_resource_version(fake: tuple[FakeApiServer, ApiClient]) -> None:
+    server, client = fake
     server.put("pods", pod("a"))
     rec = Recorder()
     informer = Informer(client, PODS, namespace="default")
@@ -122,8 +110,8 @@ async def test_watch_end_resumes_from_last_resource_version(env: tuple[FakeApiSe
         await informer.stop()
 
 
-async def test_bookmarks_advance_the_resume_point(env: tuple[FakeApiServer, ApiClient]) -> None:
-    server, client = env
+async def test_bookmarks_advance_the_resume_point(fake: tuple[FakeApiServer, ApiClient]) -> None:
+    server, client = fake
     informer = await _running(Informer(client, PODS))
     try:
         await wait_until(lambda: _watches(server))
@@ -138,8 +126,8 @@ async def test_bookmarks_advance_the_resume_point(env: tuple[FakeApiServer, ApiC
         await informer.stop()
 
 
-async def test_gone_relists_and_emits_only_the_difference(env: tuple[FakeApiServer, ApiClient]) -> None:
-    server, client = env
+async def test_gone_relists_and_emits_only_the_difference(fake: tuple[FakeApiServer, ApiClient]) -> None:
+    server, client = fake
     for name in ("a", "b", "c"):
         server.put("pods", pod(name))
     rec = Recorder()
@@ -169,8 +157,8 @@ async def test_gone_relists_and_emits_only_the_difference(env: tuple[FakeApiServ
         await informer.stop()
 
 
-async def test_error_event_relists(env: tuple[FakeApiServer, ApiClient]) -> None:
-    server, client = env
+async def test_error_event_relists(fake: tuple[FakeApiServer, ApiClient]) -> None:
+    server, client = fake
     server.put("pods", pod("a"))
     rec = Recorder()
     informer = Informer(client, PODS, backoff=(0.01, 0.05))
@@ -186,8 +174,8 @@ async def test_error_event_relists(env: tuple[FakeApiServer, ApiClient]) -> None
         await informer.stop()
 
 
-async def test_survives_an_api_server_restart(env: tuple[FakeApiServer, ApiClient]) -> None:
-    server, client = env
+async def test_survives_an_api_server_restart(fake: tuple[FakeApiServer, ApiClient]) -> None:
+    server, client = fake
     server.put("pods", pod("a"))
     informer = await _running(Informer(client, PODS, backoff=(0.02, 0.1)))
     try:
@@ -202,8 +190,8 @@ async def test_survives_an_api_server_restart(env: tuple[FakeApiServer, ApiClien
         await informer.stop()
 
 
-async def test_resync_indexers_async_and_failing_handlers(env: tuple[FakeApiServer, ApiClient]) -> None:
-    server, client = env
+async def test_resync_indexers_async_and_failing_handlers(fake: tuple[FakeApiServer, ApiClient]) -> None:
+    server, client = fake
     server.put("pods", pod("a", app="web"))
     server.put("pods", pod("b", app="db"))
     server.put("pods", pod("c", namespace="x", app="web"))
@@ -239,8 +227,8 @@ async def test_resync_indexers_async_and_failing_handlers(env: tuple[FakeApiServ
         await informer.stop()
 
 
-async def test_late_handler_gets_the_current_objects(env: tuple[FakeApiServer, ApiClient]) -> None:
-    server, client = env
+async def test_late_handler_gets_the_current_objects(fake: tuple[FakeApiServer, ApiClient]) -> None:
+    server, client = fake
     server.put("nodes", {"metadata": {"name": "n1"}})
     informer = await _running(Informer(client, NODES))
     try:
@@ -254,8 +242,8 @@ async def test_late_handler_gets_the_current_objects(env: tuple[FakeApiServer, A
         await informer.stop()
 
 
-async def test_stop_and_unsynced_states(env: tuple[FakeApiServer, ApiClient]) -> None:
-    server, client = env
+async def test_stop_and_unsynced_states(fake: tuple[FakeApiServer, ApiClient]) -> None:
+    server, client = fake
     informer = await _running(Informer(client, PODS))
     task = informer.start()
     assert task is informer.start()  # starting twice does not run two loops
