@@ -6,8 +6,11 @@ PY          := $(VENV)/bin/python
 DATA_DIR    ?= /var/lib/pinnace
 PORT        ?= 6443
 KUBECONFIG_OUT := $(DATA_DIR)/admin.kubeconfig
-# system packages the code and tests use (kubectl comes with the machine image)
-APT_PACKAGES := python3-venv
+# system packages the code and tests use (kubectl and the docker CLI come with the machine image):
+# etcd for the etcd datastore; the OCI runtimes, conmon, busybox and the registry/image tools for the engine
+APT_PACKAGES := python3-venv etcd-server crun runc conmon busybox-static skopeo umoci docker-registry
+# peers the benchmarks compare against
+BENCH_PACKAGES := podman
 
 .PHONY: setup system-deps up down demo test lint bench clean
 
@@ -45,7 +48,9 @@ test: setup lint
 	$(PY) -m pytest -q
 
 bench: setup
+	@$(MAKE) --no-print-directory system-deps APT_PACKAGES="$(BENCH_PACKAGES)"
 	$(PY) -m bench.api
+	$(PY) -m bench.images
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
