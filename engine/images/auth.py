@@ -70,7 +70,7 @@ def load_docker_config(path: str | os.PathLike[str] | None = None) -> dict[str, 
             continue
         if entry.get("auth"):
             try:
-                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+                user, _, password = base64.b64decode(entry["auth"], validate=True).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 raise ConfigError(f"{file}: auths[{key!r}].auth is not base64 of user:password") from None
         else:

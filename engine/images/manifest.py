@@ -125,7 +125,7 @@ def pick_platform(index: dict[str, Any], platform: str = DEFAULT_PLATFORM) -> di
     Attestation manifests (``unknown/unknown``) never match; an index holding a single entry without
     any platform is taken as is (indexes written by ``skopeo``/``docker save`` of one image).
     """
-    want_os, want_arch, *rest = (platform.split("/") + [""])[:3]
+    want_os, want_arch, *rest = [*platform.split("/"), ""][:3]
     want_variant = rest[0] if rest else ""
     entries = [e for e in index.get("manifests", []) if isinstance(e, dict)]
     candidates = [

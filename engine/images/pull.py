@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from engine.images import manifest as mf
 from engine.images import mediatypes as mt
 from engine.images.digest import sha256_of, short_id
-from engine.images.errors import DigestMismatch
+from engine.images.errors import DigestMismatch, ImageError
 from engine.images.reference import Reference, parse_reference
 from engine.images.snapshots import chain_ids
 from engine.images.store import Image, ImageStore
@@ -44,6 +44,31 @@ ProgressFn = Callable[[Progress], None]
 
 def _noop(_: Progress) -> None:
     return None
+
+
+def _leaf(group: BaseExceptionGroup) -> BaseException:
+    """The exception to report from a task group: the first image error, else the first error."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    return next((e for e in leaves if isinstance(e, ImageError)), leaves[0])
+
+
+async def run_all(coros: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run coroutines concurrently; the first failure cancels the rest and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for coro in coros:
+                group.create_task(coro)
+    except BaseExceptionGroup as eg:
+        raise _leaf(eg) from None
 
 
 async def fetch_manifest(
@@ -74,15 +99,25 @@ async def fetch_manifest(
     return {"mediaType": media, "digest": digest, "size": len(body)}, body, doc
 
 
-async def fetch_blob_bytes(transport: Transport, ref: Reference, desc: dict[str, Any]) -> bytes:
-    """A small blob (a config) held in memory and digest-checked."""
-    what = f"blob {short_id(desc['digest'])} of {ref.familiar()}"
-    url = transport.url(ref, f"blobs/{desc['digest']}")
-    async with transport.request("GET", url, ref=ref, scopes=(pull_scope(ref),), what=what) as resp:
-        data = await read_limited(resp, max(desc["size"], mf.MAX_DOCUMENT), what=what)
-    if sha256_of(data) != desc["digest"]:
-        raise DigestMismatch(f"{what}: digest mismatch: content is {sha256_of(data)}")
-    return data
+@dataclass
+class _Download:
+    """A blob download shared by every pull that needs it (``store.inflight[digest]``)."""
+
+    task: asyncio.Task[None]
+    waiters: int = 0
+
+
+async def finish_before_cancel(func: Callable[..., Any], /, **kwargs: Any) -> Any:
+    """Run blocking ``func`` in a thread; if cancelled meanwhile, wait for the thread, then re-raise.
+
+    A thread cannot be stopped, so the caller's clean-up must not start before it is done.
+    """
+    task = asyncio.ensure_future(asyncio.to_thread(func, **kwargs))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
 
 
 class Puller:
@@ -133,11 +168,12 @@ class Puller:
             raise mf.BadDocument(f"image index {target['digest']} nests too deeply")
         config_desc = manifest["config"]
         lease.add(config_desc["digest"])
-        if store.has_blob(config_desc["digest"]):
-            config_bytes = await asyncio.to_thread(store.read_blob, config_desc["digest"])
-        else:
-            config_bytes = await fetch_blob_bytes(self.transport, ref, config_desc)
-        documents.append((config_desc["digest"], config_bytes))
+        if config_desc["size"] > mf.MAX_DOCUMENT:
+            raise mf.BadDocument(f"image config of {ref.familiar()} is larger than {mf.MAX_DOCUMENT} bytes")
+        if not store.has_blob(config_desc["digest"]):
+            created.append(config_desc["digest"])
+            await self._ensure_blob(ref, config_desc)  # shared with concurrent pulls, like layers
+        config_bytes = await asyncio.to_thread(store.read_blob, config_desc["digest"])
         config = mf.check_config(mf.load_document(config_bytes, what="image config"), layers=len(manifest["layers"]))
         diff_ids = config["rootfs"]["diff_ids"]
         chains = chain_ids(diff_ids)
@@ -146,9 +182,10 @@ class Puller:
         created.extend(d for d, _ in documents if not store.has_blob(d))
         created.extend(layer["digest"] for layer in layers if not store.has_blob(layer["digest"]))
         created.extend(c for c in chains if not store.snapshots.exists(c))
-        async with asyncio.TaskGroup() as group:
-            for i, layer in enumerate(layers):
-                group.create_task(self._layer(ref, layer, diff_ids[i], chains[i], chains[i - 1] if i else None))
+        await run_all(
+            self._layer(ref, layer, diff_ids[i], chains[i], chains[i - 1] if i else None)
+            for i, layer in enumerate(layers)
+        )
         for digest, data in documents:
             await asyncio.to_thread(store.put_blob, data, expected=digest)
         names = [ref.key()] if ref.digest else [ref.key(), ref.with_digest(target["digest"]).key()]
@@ -166,29 +203,43 @@ class Puller:
         await self._ensure_blob(ref, desc)
         if not store.snapshots.exists(chain):
             self.progress(Progress(sid, "Extracting", 0, desc["size"]))
-            await asyncio.to_thread(
-                store.snapshots.unpack, chain_id=chain, diff_id=diff_id, parent=parent, blob=store.blob_path(desc["digest"])
+            await finish_before_cancel(
+                store.snapshots.unpack,
+                chain_id=chain,
+                diff_id=diff_id,
+                parent=parent,
+                blob=store.blob_path(desc["digest"]),
             )
         self.progress(Progress(sid, "Pull complete"))
 
     async def _ensure_blob(self, ref: Reference, desc: dict[str, Any]) -> None:
-        """Download a blob unless present; concurrent callers for one digest share one download."""
+        """Download a blob unless present; concurrent callers for one digest share one download,
+        which is cancelled (and its temp file removed) only when its last waiter gives up."""
         digest = desc["digest"]
         if self.store.has_blob(digest):
             return
-        inflight = self.store.inflight
-        task = inflight.get(digest)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._download(ref, desc))
-            inflight[digest] = task
+        inflight: dict[str, _Download] = self.store.inflight
+        entry = inflight.get(digest)
+        if entry is None:
+            entry = _Download(asyncio.get_running_loop().create_task(self._download(ref, desc)))
+            inflight[digest] = entry
 
             def _done(t: asyncio.Task[None]) -> None:
                 inflight.pop(digest, None)
                 if not t.cancelled():
                     t.exception()  # mark retrieved: waiters may all have gone
 
-            task.add_done_callback(_done)
-        await asyncio.shield(task)
+            entry.task.add_done_callback(_done)
+        entry.waiters += 1
+        try:
+            await asyncio.shield(entry.task)
+        except asyncio.CancelledError:
+            if entry.waiters == 1 and not entry.task.done():
+                entry.task.cancel()
+                await asyncio.wait([entry.task])
+            raise
+        finally:
+            entry.waiters -= 1
 
     async def _download(self, ref: Reference, desc: dict[str, Any]) -> None:
         digest, total = desc["digest"], desc["size"]
@@ -197,7 +248,8 @@ class Puller:
         async with self.semaphore:
             url = self.transport.url(ref, f"blobs/{digest}")
             async with self.transport.request("GET", url, ref=ref, scopes=(pull_scope(ref),), what=what) as resp:
-                writer = await asyncio.to_thread(self.store.ingest, expected=digest, size=total, what=what)
+                # creating the temp file is a quick metadata op; a thread hop here could leak it on cancel
+                writer = self.store.ingest(expected=digest, size=total, what=what)
                 pending: asyncio.Future[None] | None = None
                 try:
                     buf = bytearray()
@@ -212,8 +264,8 @@ class Puller:
                     if pending is not None:
                         await pending
                     if buf:
-                        await asyncio.to_thread(writer.write, bytes(buf))
-                    await asyncio.to_thread(writer.commit)
+                        await finish_before_cancel(writer.write, data=bytes(buf))
+                    await finish_before_cancel(writer.commit)
                 except BaseException:
                     if pending is not None:
                         with contextlib.suppress(BaseException):

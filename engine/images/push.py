@@ -23,7 +23,7 @@ import yarl
 from engine.images import manifest as mf
 from engine.images.digest import short_id
 from engine.images.errors import DigestMismatch, InvalidReference, RegistryError
-from engine.images.pull import Progress, ProgressFn, _noop
+from engine.images.pull import Progress, ProgressFn, _noop, run_all
 from engine.images.reference import Reference, parse_reference
 from engine.images.store import Image, ImageStore
 from engine.images.transport import Transport, pull_scope, push_scope
@@ -62,8 +62,13 @@ def _plan(store: ImageStore, image: Image) -> list[_Doc]:
         blobs = (doc["config"], *doc["layers"])
         if not all(store.has_blob(b["digest"]) for b in blobs):
             return [manifest_doc]
-        children.append(_Doc(digest, entry.get("mediaType") or doc.get("mediaType", ""), store.read_blob(digest), blobs))
-    return [*children, _Doc(image.target["digest"], image.target["mediaType"], store.read_blob(image.target["digest"]), ())]
+        children.append(
+            _Doc(digest, entry.get("mediaType") or doc.get("mediaType", ""), store.read_blob(digest), blobs)
+        )
+    return [
+        *children,
+        _Doc(image.target["digest"], image.target["mediaType"], store.read_blob(image.target["digest"]), ()),
+    ]
 
 
 def _with_query(location: str, base: yarl.URL, **params: str) -> yarl.URL:
@@ -113,24 +118,23 @@ class Pusher:
         """Push the local image ``source`` as ``dest`` (default: ``source``); returns the pushed digest."""
         image = await asyncio.to_thread(self.store.resolve, source)
         ref = parse_reference(dest or source)
-        if ref.digest is not None:
-            raise InvalidReference(f"cannot push to a digest reference: {dest or source}")
         mount_from = self._mount_sources(image, ref)
         scopes = (push_scope(ref), *(pull_scope(Reference(ref.domain, p)) for p in mount_from[:1]))
         with self.store.lease() as lease:
             docs = await asyncio.to_thread(_plan, self.store, image)
             lease.add(*(d.digest for d in docs), *(b["digest"] for d in docs for b in d.blobs))
+            if ref.digest is not None and ref.digest != docs[-1].digest:
+                raise InvalidReference(f"cannot push {source} as {ref.familiar()}: its digest is {docs[-1].digest}")
             blobs = {b["digest"]: b for d in docs for b in d.blobs}
-            async with asyncio.TaskGroup() as group:
-                for desc in blobs.values():
-                    group.create_task(self._blob(ref, desc, mount_from, scopes))
+            await run_all(self._blob(ref, desc, mount_from, scopes) for desc in blobs.values())
             for doc in docs[:-1]:
                 await self._put_manifest(ref, doc, doc.digest, scopes)
             top = docs[-1]
-            await self._put_manifest(ref, top, ref.tag or "latest", scopes)
+            # by digest when one is given (no tag is created), else by tag
+            await self._put_manifest(ref, top, ref.digest or ref.tag or "latest", scopes)
         target = {"mediaType": top.media_type, "digest": top.digest, "size": len(top.data)}
         await asyncio.to_thread(self.store.add_image, target, [ref.with_digest(top.digest).key()])
-        self.progress(Progress(ref.tag or "latest", f"digest: {top.digest} size: {len(top.data)}"))
+        self.progress(Progress(ref.tag or top.digest, f"digest: {top.digest} size: {len(top.data)}"))
         return top.digest
 
     @staticmethod
@@ -184,8 +188,14 @@ class Pusher:
                 data = await asyncio.to_thread(_read_range, path, offset, n)
                 headers = {**octet, "Content-Range": f"{offset}-{offset + n - 1}", "Content-Length": str(n)}
                 async with self.transport.request(
-                    "PATCH", location, ref=ref, scopes=scopes, what=f"upload of blob {sid}", headers=headers,
-                    body=data, ok=(202,),
+                    "PATCH",
+                    location,
+                    ref=ref,
+                    scopes=scopes,
+                    what=f"upload of blob {sid}",
+                    headers=headers,
+                    body=data,
+                    ok=(202,),
                 ) as resp:
                     location = _with_query(resp.headers.get("Location", str(location)), resp.url)
                 offset += n

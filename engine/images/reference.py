@@ -58,7 +58,8 @@ class Reference:
         """The repository as users type it: ``busybox``, ``user/app``, ``localhost:5000/x``."""
         if self.domain != DEFAULT_DOMAIN:
             return self.repository
-        return self.path.removeprefix(OFFICIAL_PREFIX)
+        official = self.path.removeprefix(OFFICIAL_PREFIX)
+        return official if "/" not in official else self.path
 
     def familiar(self) -> str:
         """Short form for display (``busybox:latest``, ``busybox@sha256:...``)."""

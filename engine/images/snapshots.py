@@ -109,7 +109,9 @@ class SnapshotStore:
         finally:
             self._release(tmp)
 
-    def unpack(self, *, chain_id: str, diff_id: str, parent: str | None, blob: str | os.PathLike[str]) -> dict[str, Any]:
+    def unpack(
+        self, *, chain_id: str, diff_id: str, parent: str | None, blob: str | os.PathLike[str]
+    ) -> dict[str, Any]:
         """Make the snapshot ``chain_id`` from the layer blob file, checking its diff_id; idempotent."""
         with self._lock_for(chain_id):
             if self.exists(chain_id):
@@ -127,7 +129,9 @@ class SnapshotStore:
                 self._release(tmp)
                 raise
 
-    def adopt(self, *, chain_id: str, diff_id: str, parent: str | None, src: str | os.PathLike[str], size: int) -> dict[str, Any]:
+    def adopt(
+        self, *, chain_id: str, diff_id: str, parent: str | None, src: str | os.PathLike[str], size: int
+    ) -> dict[str, Any]:
         """Move an already-unpacked overlay-form tree (a build step's upper dir) in as a snapshot.
 
         ``src`` must be on the same filesystem as the store; it is consumed. If the snapshot exists

@@ -219,7 +219,9 @@ class Transport:
                 message = str(errors[0].get("message", ""))
         detail = code.lower().replace("_", " ") if code else message
         if resp.status in (401, 403):
-            return AuthError(f"{what}: {host}: {'denied' if resp.status == 403 else 'unauthorized'}: {message or detail}")
+            return AuthError(
+                f"{what}: {host}: {'denied' if resp.status == 403 else 'unauthorized'}: {message or detail}"
+            )
         if resp.status == 404:
             return RegistryNotFound(f"{what} not found: {detail or 'not found'}")
         extra = f": {code} {message}".rstrip() if code or message else ""

@@ -72,6 +72,28 @@ class HashingReader:
         return "sha256:" + self._hash.hexdigest()
 
 
+class _ZeroTail:
+    """Ends a tar stream cleanly: pads the last block and adds the end-of-archive marker.
+
+    Some writers (umoci's whiteout-only and small layers) stop right after the last member's
+    data; Go's reader accepts that, Python's does not. The padding is not hashed: the reader below
+    sees only the real bytes, so the diff_id is unaffected.
+    """
+
+    def __init__(self, inner: HashingReader) -> None:
+        self._inner = inner
+        self._tail: bytes | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        if self._tail is None:
+            data = self._inner.read(n)
+            if data:
+                return data
+            self._tail = b"\0" * ((-self._inner.size) % 512 + 1024)
+        out, self._tail = (self._tail, b"") if n < 0 else (self._tail[:n], self._tail[n:])
+        return out
+
+
 def compression_of(head: bytes) -> str:
     """``gzip``/``bzip2``/``xz``/``zstd`` from the first bytes of a stream, ``""`` for a plain tar."""
     for magic, name, _ in _DECOMPRESSORS:
@@ -267,7 +289,7 @@ def unpack_layer(raw: BinaryIO, dest: str | os.PathLike[str]) -> UnpackResult:
     reader = HashingReader(open_uncompressed(raw))
     extractor = _Extractor(os.fspath(dest))
     try:
-        with tarfile.open(fileobj=reader, mode="r|") as tf:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=_ZeroTail(reader), mode="r|") as tf:  # type: ignore[call-overload]
             for member in tf:
                 extractor.apply(tf, member)
         reader.drain()
