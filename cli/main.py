@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cli import cluster_cmds, server_cmds
+from cli import cluster_cmds, engine_cmds, server_cmds
 
 
 class CliError(Exception):
@@ -34,6 +34,8 @@ COMMANDS: tuple[Command, ...] = (
             cluster_cmds.configure_up, cluster_cmds.run_up),
     Command("down", "stop the cluster `up` started and remove what it made",
             cluster_cmds.configure_down, cluster_cmds.run_down),
+    Command("engine", "the container engine: its daemon (serve) and docker-like image commands",
+            engine_cmds.configure, engine_cmds.run),
 )
 
 

@@ -1,0 +1,85 @@
+"""What every handler of the daemon shares: the image store, registry clients and a scratch dir.
+
+One ``EngineContext`` per daemon, stored on the aiohttp app under ``CONTEXT``. Registry access
+uses one long-lived client (credentials from the daemon's docker ``config.json``), or a short-lived
+one when a request brings its own credentials in ``X-Registry-Auth``, so one user's login never
+leaks into another's pull.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from engine.images.auth import Credentials
+from engine.images.registry import RegistryClient
+from engine.images.store import ImageStore
+
+API_VERSION = "1.43"
+MIN_API_VERSION = "1.24"
+ENGINE_VERSION = "0.1.0"
+
+
+@dataclass
+class EngineContext:
+    store: ImageStore
+    root: Path
+    socket_path: Path
+    insecure_registries: tuple[str, ...] = ()
+    registry_timeout: float = 30.0
+    _registry: RegistryClient | None = field(default=None, repr=False)
+
+    @property
+    def scratch(self) -> Path:
+        """The daemon's own temp space (uploads, build contexts): emptied at every start."""
+        return self.root / "daemon-tmp"
+
+    def _client(self, credentials: Mapping[str, Credentials] | None) -> RegistryClient:
+        return RegistryClient(
+            self.store,
+            credentials=credentials,
+            insecure=self.insecure_registries,
+            timeout=self.registry_timeout,
+        )
+
+    @contextlib.asynccontextmanager
+    async def registry(self, credentials: Mapping[str, Credentials] | None = None) -> AsyncIterator[RegistryClient]:
+        """The shared client, or a private one for a request's own credentials."""
+        if not credentials:
+            if self._registry is None:
+                self._registry = self._client(None)
+            yield self._registry
+            return
+        client = self._client(credentials)
+        try:
+            yield client
+        finally:
+            await client.close()
+
+    @contextlib.contextmanager
+    def scratch_dir(self, prefix: str) -> Iterator[Path]:
+        """A fresh directory under ``scratch``, removed afterwards whatever happens."""
+        path = self.scratch / f"{prefix}-{uuid.uuid4().hex}"
+        path.mkdir(parents=True)
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    async def close(self) -> None:
+        if self._registry is not None:
+            await self._registry.close()
+            self._registry = None
+
+
+CONTEXT = web.AppKey("engine_context", EngineContext)
+
+
+def context_of(request: web.Request) -> EngineContext:
+    return request.app[CONTEXT]

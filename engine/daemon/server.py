@@ -1,0 +1,157 @@
+"""The daemon's lifetime: prepare the host and state dir, open the store, serve the app on a socket.
+
+Start-up order: the state dir (and an emptied scratch dir), the host's cgroup set-up from
+``engine.runtime.hostsetup`` when that module exists (containers need it; images do not), the
+store, then the unix socket. A socket file left by a dead daemon is replaced; one a live daemon
+still answers on is refused, so two daemons never share a root by accident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import stat
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from aiohttp import web
+
+from engine.daemon.app import make_app
+from engine.daemon.context import EngineContext
+from engine.images.store import ImageStore
+
+log = logging.getLogger(__name__)
+
+SOCKET_MODE = 0o660
+SHUTDOWN_TIMEOUT = 5.0
+
+
+class DaemonError(RuntimeError):
+    """The daemon cannot start (socket taken, state dir unusable); the message is one line."""
+
+
+def run_host_setup() -> bool:
+    """``engine.runtime.hostsetup.ensure_cgroups()`` if the runtime half exists; True if it ran."""
+    try:
+        hostsetup = importlib.import_module("engine.runtime.hostsetup")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("engine.runtime", "engine.runtime.hostsetup"):
+            return False
+        raise
+    hostsetup.ensure_cgroups()
+    return True
+
+
+def claim_socket(path: Path) -> None:
+    """Make ``path`` free for our socket, refusing if another daemon answers there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise DaemonError(f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()  # stale: its daemon is gone
+        return
+    finally:
+        probe.close()
+    raise DaemonError(f"another engine daemon is already listening on {path}")
+
+
+def prepare_root(root: Path, scratch: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    engine_id = root / "engine-id"
+    if not engine_id.exists():
+        engine_id.write_text(uuid.uuid4().hex + "\n")
+
+
+class EngineDaemon:
+    """One daemon: ``await start()``, serve until ``await stop()``."""
+
+    def __init__(
+        self,
+        *,
+        root: str | os.PathLike[str],
+        socket_path: str | os.PathLike[str],
+        insecure_registries: Iterable[str] = (),
+        registry_timeout: float = 30.0,
+        host_setup: Callable[[], object] = run_host_setup,
+    ) -> None:
+        self.root = Path(root)
+        self.socket_path = Path(socket_path)
+        self.insecure_registries = tuple(insecure_registries)
+        self.registry_timeout = registry_timeout
+        self._host_setup = host_setup
+        self.context: EngineContext | None = None
+        self._runner: web.AppRunner | None = None
+        self._listening = False  # the socket file is ours to remove
+
+    async def start(self) -> None:
+        store = await asyncio.to_thread(self._open_store)
+        self.context = EngineContext(
+            store=store,
+            root=self.root,
+            socket_path=self.socket_path,
+            insecure_registries=self.insecure_registries,
+            registry_timeout=self.registry_timeout,
+        )
+        try:
+            await asyncio.to_thread(prepare_root, self.root, self.context.scratch)
+            await asyncio.to_thread(self._host_setup)
+            runner = web.AppRunner(make_app(self.context), shutdown_timeout=SHUTDOWN_TIMEOUT)
+            await runner.setup()
+            self._runner = runner
+            await asyncio.to_thread(claim_socket, self.socket_path)
+            await web.UnixSite(runner, str(self.socket_path)).start()
+            self._listening = True
+            os.chmod(self.socket_path, SOCKET_MODE)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("engine daemon serving on unix://%s (root %s)", self.socket_path, self.root)
+
+    def _open_store(self) -> ImageStore:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return ImageStore(self.root)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._listening:
+            self._listening = False
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
+        if self.context is not None:
+            await self.context.close()
+            self.context.store.close()
+            self.context = None
+
+
+async def serve(daemon: EngineDaemon, *, ready: Callable[[], None] | None = None) -> None:
+    """Run ``daemon`` until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await daemon.start()
+    try:
+        if ready is not None:
+            ready()
+        await stop.wait()
+    finally:
+        await daemon.stop()
