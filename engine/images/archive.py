@@ -462,9 +462,7 @@ def load(store: ImageStore, src: BinaryIO | str | os.PathLike[str], *, default_n
     """
     if default_name is not None:
         parse_reference(default_name)
-    work = store.tmp_dir / f"load-{uuid.uuid4().hex}"
-    work.mkdir()
-    with store.lease() as lease:
+    with store.scratch_dir() as work, store.lease() as lease:
         loader: _Loader | None = None
         try:
             extracted = _Extracted(work)
@@ -480,8 +478,6 @@ def load(store: ImageStore, src: BinaryIO | str | os.PathLike[str], *, default_n
             if loader is not None and loader.created:
                 store.gc(candidates=loader.created)
             raise
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def loaded_names(results: Iterable[Loaded]) -> list[str]:

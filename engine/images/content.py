@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import shutil
 import threading
 import uuid
 from collections import Counter
@@ -153,6 +154,17 @@ class ContentStore:
         with self._lease_lock:
             self._active_tmp.add(name)
         return self.tmp_dir / name
+
+    @contextlib.contextmanager
+    def scratch_dir(self) -> Iterator[Path]:
+        """A private directory under tmp/ that gc leaves alone while it is in use."""
+        path = self._tmp_path()
+        path.mkdir()
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+            self._tmp_done(path)
 
     def _tmp_done(self, path: Path) -> None:
         with self._lease_lock:

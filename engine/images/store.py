@@ -25,6 +25,7 @@ import datetime as dt
 import hashlib
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -315,7 +316,10 @@ class ImageStore(ContentStore):
             for key in keys or [None]:
                 self._put_ref(entries, key, target)
             self._save_entries(entries)
-        return self.resolve(target["digest"]) if not keys else self.resolve(keys[0])
+        if keys:
+            return self.resolve(keys[0])
+        # the same image may already be stored under another manifest: find it by its id
+        return self.resolve(self._image_id({k: target[k] for k in ("mediaType", "digest", "size") if k in target}))
 
     def tag(self, source: str, target: str) -> Image:
         """``docker tag``: point the tag ``target`` at the image ``source`` names."""
@@ -569,8 +573,11 @@ class ImageStore(ContentStore):
             if candidates is None:
                 for p in self.tmp_dir.iterdir():
                     if p.name not in active_tmp:
-                        with contextlib.suppress(FileNotFoundError):
-                            p.unlink()
+                        if p.is_dir() and not p.is_symlink():
+                            shutil.rmtree(p, ignore_errors=True)
+                        else:
+                            with contextlib.suppress(FileNotFoundError):
+                                p.unlink()
         self.snapshots.purge()
         return report
 

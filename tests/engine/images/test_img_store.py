@@ -238,3 +238,26 @@ def test_chain_ids() -> None:
     a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
     assert chain_ids([a, b]) == [a, "sha256:" + hashlib.sha256(f"{a} {b}".encode()).hexdigest()]
     assert chain_ids([]) == []
+
+
+def test_gc_spares_scratch_dirs_in_use_and_removes_stale_ones(store: ImageStore) -> None:
+    stale = store.tmp_dir / "load-leftover"
+    (stale / "nested").mkdir(parents=True)
+    with store.scratch_dir() as work:
+        (work / "layer.tar").write_bytes(b"in progress")
+        store.gc()
+        assert (work / "layer.tar").read_bytes() == b"in progress"
+        assert not stale.exists()
+    assert not work.exists()
+
+
+def test_add_image_without_names_finds_an_image_stored_under_another_manifest(
+        store: ImageStore, tmp_path: Path) -> None:
+    image = build_image(store, [_tree(tmp_path, "a")], names=["app:1"])
+    # the same config and layers under a second manifest (as `docker load` of a saved image makes)
+    manifest = {**image.manifest, "annotations": {"copy": "yes"}}
+    body = json.dumps(manifest).encode()
+    digest = store.put_blob(body)
+    assert digest != image.manifest_digest
+    again = store.add_image({"mediaType": manifest["mediaType"], "digest": digest, "size": len(body)})
+    assert again.id == image.id
