@@ -11,11 +11,8 @@ import argparse
 import os
 import shutil
 import signal
-import ssl
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from cli.server_cmds import DEFAULT_DATA_DIR
@@ -49,6 +46,9 @@ def _running_pid(data_dir: Path) -> int | None:
 
 
 def _ready(url: str, data_dir: Path) -> bool:
+    import ssl
+    import urllib.request
+
     ctx = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
     try:
         with urllib.request.urlopen(f"{url}/readyz", context=ctx, timeout=2) as response:
@@ -58,6 +58,8 @@ def _ready(url: str, data_dir: Path) -> bool:
 
 
 def run_up(args: argparse.Namespace) -> int:
+    import subprocess
+
     data_dir = Path(args.data_dir).resolve()
     url = f"https://127.0.0.1:{args.port}"
     if _running_pid(data_dir) is not None:
