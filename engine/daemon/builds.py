@@ -20,17 +20,13 @@ from aiohttp import web
 
 from engine.daemon import bodies, params
 from engine.daemon.context import context_of
-from engine.daemon.errors import ApiError, BadParameter
+from engine.daemon.errors import BadParameter
 from engine.daemon.jsonstream import JsonStream, respond, stream_text
 from engine.images.reference import parse_reference
 
 DEFAULT_DOCKERFILE = "Dockerfile"
 # Docker network modes -> the builder's; "default" keeps the builder's own default (no network)
 _NETWORKS = {"": None, "default": None, "none": "none", "host": "host"}
-
-
-class BuilderMissing(ApiError):
-    status = 501
 
 
 def _extract(reader: Any, dest: Path) -> None:
@@ -88,10 +84,7 @@ def _options(request: web.Request) -> dict[str, Any]:
 
 
 async def build(request: web.Request) -> web.StreamResponse:
-    try:
-        from engine.build import build as run_build  # the builder is optional until it lands
-    except ImportError as exc:
-        raise BuilderMissing(f"the image builder is not available: {exc}") from None
+    from engine.build import build as run_build  # imported on first use: the builder is heavy
     options = _options(request)
     quiet = params.flag(request, "q")
     ctx = context_of(request)

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.build.cache import BuildCache
 from engine.daemon import params, shapes
 from engine.daemon.context import context_of
 from engine.daemon.errors import BadParameter
@@ -150,6 +151,7 @@ def _prune(store: ImageStore, *, dangling_only: bool, label: list[str]) -> dict[
             except ImageError:
                 continue  # removed meanwhile or in use: prune is best effort, as in Docker
     report = store.gc()
+    BuildCache(store).prune()  # cache entries whose layers gc just removed
     deleted.extend({"Deleted": chain} for chain in report.snapshots)
     return {"ImagesDeleted": deleted or None, "SpaceReclaimed": report.bytes_freed}
 

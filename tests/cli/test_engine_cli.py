@@ -21,7 +21,6 @@ from tests.engine.daemon.engine_env import (
     REPO,
     EngineProcess,
     Registry,
-    builder_present,
     busybox_image,
     open_store,
     pinnace,
@@ -199,8 +198,6 @@ def test_prune_removes_dangling_images(engine: EngineProcess, tmp_path: Path):
 
 
 def test_build(engine: EngineProcess, seeded: str, tmp_path: Path):
-    if not builder_present():
-        pytest.skip("the builder has not landed")
     context = tmp_path / "ctx"
     context.mkdir()
     (context / "Dockerfile").write_text("FROM seed:1\nARG WHO=nobody\nCOPY a.txt /a.txt\nLABEL who=$WHO\n")

@@ -225,15 +225,6 @@ def pinnace(*args: str, env: dict[str, str], input: bytes | None = None,
     return run([sys.executable, "-m", "cli.main", *args], env=env, input=input, check=check)
 
 
-def builder_present() -> bool:
-    """Whether ``engine.build.build`` has landed (the build tests wait for it)."""
-    try:
-        from engine.build import build  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @contextlib.contextmanager
 def open_store(root: Path) -> Iterator[ImageStore]:
     store = ImageStore(root)

@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 import orjson
-import pytest
 from aiohttp.test_utils import TestClient
 
 from engine.daemon.context import API_VERSION, MIN_API_VERSION, EngineContext
 from engine.daemon.system import PING_HEADERS
-from tests.engine.daemon.engine_env import Registry, builder_present, busybox_image
+from tests.engine.daemon.engine_env import Registry, busybox_image
 
 
 async def messages(resp) -> list[dict]:
@@ -225,7 +224,7 @@ def context_tar(files: dict[str, bytes]) -> bytes:
 
 
 async def test_build_without_a_context_is_refused(api: TestClient):
-    expected = 400 if builder_present() else 501  # 501: the builder has not landed in this checkout
+    expected = 400
     assert (await api.post("/build", data=b"", params={"t": "x:1"})).status == expected
     assert (await api.post("/build", params={"t": "Bad Tag"}, data=b"")).status == expected
     assert (await api.post("/build", params={"version": "2"}, data=b"")).status == expected
@@ -233,8 +232,6 @@ async def test_build_without_a_context_is_refused(api: TestClient):
 
 
 async def test_build_streams_docker_messages(api: TestClient, context: EngineContext):
-    if not builder_present():
-        pytest.skip("the builder has not landed")
     body = context_tar({"Dockerfile": b"FROM scratch\nCOPY a.txt /a.txt\nLABEL x=y\n", "a.txt": b"a\n"})
     resp = await api.post("/v1.43/build", data=body, params={"t": "built:1", "labels": json.dumps({"l": "v"})},
                           headers={"Content-Type": "application/x-tar"})
@@ -259,8 +256,6 @@ async def test_build_streams_docker_messages(api: TestClient, context: EngineCon
 
 
 async def test_build_request_checks(api: TestClient):
-    if not builder_present():
-        pytest.skip("the builder has not landed")
     other = context_tar({"Other.dockerfile": b"FROM scratch\n"})
     no_dockerfile = await api.post("/build", data=other)
     assert no_dockerfile.status == 400

@@ -16,7 +16,6 @@ from tests.engine.daemon.engine_env import (
     DOCKER,
     EngineProcess,
     Registry,
-    builder_present,
     busybox_image,
     open_store,
     run,
@@ -91,8 +90,6 @@ def test_docker_save_pipe_load(engine: EngineProcess, seeded: str):
 
 
 def test_docker_legacy_build(engine: EngineProcess, seeded: str, tmp_path: Path):
-    if not builder_present():
-        pytest.skip("the builder has not landed")
     (tmp_path / "Dockerfile").write_text("FROM seed:1\nCOPY hello.txt /hello.txt\nLABEL built=yes\n")
     (tmp_path / "hello.txt").write_text("hello\n")
     env_build = dict(engine.env, DOCKER_BUILDKIT="0")
@@ -121,11 +118,10 @@ def test_docker_sdk_images(engine: EngineProcess, registry: Registry, seeded: st
             client.images.get("absent:1")
         with pytest.raises(docker_sdk.errors.NotFound):
             client.images.pull(f"{registry.host}/sdk/absent", tag="1")
-        if builder_present():
-            dockerfile = io.BytesIO(b"FROM seed:1\nENV GREETING=hi\n")
-            built, _ = client.images.build(fileobj=dockerfile, tag="sdk-built:1")
-            assert "sdk-built:1" in built.tags and "GREETING=hi" in built.attrs["Config"]["Env"]
-            client.images.remove("sdk-built:1")
+        dockerfile = io.BytesIO(b"FROM seed:1\nENV GREETING=hi\n")
+        built, _ = client.images.build(fileobj=dockerfile, tag="sdk-built:1")
+        assert "sdk-built:1" in built.tags and "GREETING=hi" in built.attrs["Config"]["Env"]
+        client.images.remove("sdk-built:1")
     finally:
         client.close()
 
