@@ -19,7 +19,7 @@ def pinnace(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("args, words", [
     (["server", "--port", "70000"], "not a TCP port"),
-    (["server", "--datastore", "mongodb://x"], "unsupported --datastore"),
+    (["server", "--datastore", "mongodb://x"], "--datastore 'mongodb://x'"),
     (["kubeconfig", "--data-dir", "/nonexistent/pinnace"], "no kubeconfig"),
 ])
 def test_bad_input_is_one_line(args: list[str], words: str, tmp_path: Path):
