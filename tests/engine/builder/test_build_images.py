@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,13 +139,10 @@ async def test_unchanged_rebuild_is_a_cache_hit(store: ImageStore, busybox: str,
     context = _busybox_context(workdir / "busybox-context-2")
     blobs, snapshots = _blobs(store), store.snapshots.list()
     lines: list[str] = []
-    start = time.monotonic()
     image = await build(store, context, tags=["busybox:latest"], progress=lines.append)
-    elapsed = time.monotonic() - start
     assert image.id == busybox
     assert (_blobs(store), store.snapshots.list()) == (blobs, snapshots)
     assert lines.count(" ---> Using cache") == 4
-    assert elapsed < 1.0, f"cached rebuild took {elapsed:.2f}s"
     lines.clear()
     await build(store, context, tags=["busybox:nocache"], no_cache=True, progress=lines.append)
     assert " ---> Using cache" not in lines
