@@ -12,7 +12,7 @@ APT_PACKAGES := python3-venv etcd-server crun runc conmon busybox-static skopeo 
 # peers the benchmarks compare against
 BENCH_PACKAGES := podman
 
-.PHONY: setup system-deps up down demo test lint bench clean
+.PHONY: setup system-deps up down demo test lint bench proto clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -51,6 +51,10 @@ bench: setup
 	@$(MAKE) --no-print-directory system-deps APT_PACKAGES="$(BENCH_PACKAGES)"
 	$(PY) -m bench.api
 	$(PY) -m bench.images
+
+# regenerate the etcd v3 gRPC stubs from apiserver/storage/etcd_proto/rpc.proto
+proto: setup
+	apiserver/storage/etcd_proto/regen.sh $(PY)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -15,6 +15,7 @@ from apiserver.auth import Authenticator
 from apiserver.context import User
 from apiserver.handlers import common, discovery, openapi, paths, resources
 from apiserver.openapi import v2 as openapi_v2
+from apiserver.storage import interface as st
 from apiserver.store import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     except errors.ApiError as exc:
         return common.json_response(exc.status(), status=exc.code)
+    except st.Unavailable as exc:  # a datastore outage anywhere below a handler is a 503, never a 500
+        return common.json_response(errors.unavailable(str(exc)).status(), status=503)
     except web.HTTPNotFound:
         return common.json_response(errors.ApiError(404, "NotFound", "the server could not find the requested "
                                                     "resource").status(), status=404)

@@ -68,6 +68,8 @@ class ObjectStore:
 
     def __init__(self, storage: st.Storage) -> None:
         self.storage = storage
+        #: a watch cache's stale-but-cheap read, when the storage is one
+        self._peek: Callable[[str], dict[str, Any] | None] | None = getattr(storage, "peek", None)
 
     # ---- reads ---------------------------------------------------------------------------------
 
@@ -197,10 +199,16 @@ class ObjectStore:
             raise errors.invalid(rt.qualified_kind, name, causes, group=rt.group, kind=rt.kind)
 
     async def _require_active_namespace(self, namespace: str) -> None:
-        try:
-            ns = await self.storage.get(NAMESPACES.key(None, namespace))
-        except st.KeyNotFound:
-            raise errors.not_found("namespaces", namespace) from None
+        key = NAMESPACES.key(None, namespace)
+        # a cached namespace is good enough (as upstream admission's informer); a miss is confirmed
+        ns = self._peek(key) if self._peek is not None else None
+        if ns is None:
+            try:
+                ns = await self.storage.get(key)
+            except st.KeyNotFound:
+                raise errors.not_found("namespaces", namespace) from None
+            except st.Unavailable as exc:
+                raise errors.unavailable(str(exc)) from None
         if ns["metadata"].get("deletionTimestamp"):
             raise errors.forbidden(f"unable to create new content in namespace {namespace} because it "
                                    f"is being terminated", resource="namespaces", name=namespace)

@@ -17,7 +17,11 @@ def configure_server(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="state, PKI and kubeconfig (default %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     p.add_argument("--port", type=int, default=6443, help="HTTPS port (default %(default)s; 0 picks one)")
-    p.add_argument("--datastore", default="sqlite", help="sqlite (embedded, default)")
+    p.add_argument("--datastore", default="sqlite",
+                   help="sqlite (embedded, default) or etcd://HOST:PORT[,HOST:PORT...] (an etcd v3 cluster)")
+    p.add_argument("--etcd-cafile", help="CA bundle that signed etcd's serving certificate (turns on TLS)")
+    p.add_argument("--etcd-certfile", help="client certificate for etcd (with --etcd-keyfile)")
+    p.add_argument("--etcd-keyfile", help="private key of --etcd-certfile")
     p.add_argument("--tls-san", action="append", default=[], help="extra host name or IP for the serving cert")
     p.add_argument("--controllers", type=lambda v: [n for n in v.split(",") if n],
                    help="comma-separated controllers to run in-process (default: all)")
@@ -33,18 +37,23 @@ def _check_port(port: int) -> None:
 
 async def _serve(args: argparse.Namespace) -> None:
     from apiserver.server import ApiServer
+    from apiserver.storage.interface import StorageError
     from controllers.manager import ControllerManager
     from machinery.client import ApiClient
     from machinery.kubeconfig import load_kubeconfig
 
-    if args.datastore != "sqlite":
-        raise ValueError(f"unsupported --datastore {args.datastore!r}: only 'sqlite' is available")
-    server = ApiServer(Path(args.data_dir), host=args.host, port=args.port, extra_hosts=args.tls_san)
+    data_dir = Path(args.data_dir)
+    server = ApiServer(data_dir, host=args.host, port=args.port, extra_hosts=args.tls_san,
+                       backend=args.parsed_datastore.open(data_dir=data_dir))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
+    try:
+        await server.start()
+    except StorageError as exc:  # e.g. etcd unreachable: one line, not a traceback
+        await server.stop()
+        raise RuntimeError(str(exc)) from None
     print(f"pinnace server: serving {server.url}; kubeconfig {server.kubeconfig}", file=sys.stderr, flush=True)
     try:
         if args.no_controllers:
@@ -62,7 +71,11 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def run_server(args: argparse.Namespace) -> int:
+    from apiserver.storage import datastore
+
     _check_port(args.port)
+    args.parsed_datastore = datastore.parse(args.datastore, cafile=args.etcd_cafile, certfile=args.etcd_certfile,
+                                            keyfile=args.etcd_keyfile)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with contextlib.suppress(ImportError):

@@ -29,11 +29,13 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """A ``pinnace server`` subprocess on a loopback port with its own data dir."""
+    """A ``pinnace server`` subprocess on a loopback port with its own data dir; ``datastore`` is
+    its ``--datastore`` (None: the server's default, embedded SQLite)."""
 
     data_dir: Path
     port: int = 0
     process: subprocess.Popen | None = None
+    datastore: str | None = None
 
     @property
     def url(self) -> str:
@@ -46,9 +48,10 @@ class Server:
     def start(self, *extra: str, timeout: float = 30.0) -> Server:
         self.port = self.port or free_port()
         log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab")
+        store = ["--datastore", self.datastore] if self.datastore else []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "server", "--data-dir", str(self.data_dir),
-             "--port", str(self.port), *extra],
+             "--port", str(self.port), *store, *extra],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

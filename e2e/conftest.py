@@ -1,4 +1,10 @@
-"""Fixtures: one real API server per test session, and real kubectl / Python clients against it."""
+"""Fixtures: one real API server per datastore per test session, and real kubectl / Python clients.
+
+The session ``server`` is parametrised over DATASTORES, so every e2e test runs once on the embedded
+SQLite store and once on a real etcd (started for the session on free loopback ports; the etcd
+runs are skipped, saying why, when the ``etcd`` binary is missing). pytest orders the tests so
+that each server is started once.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,26 @@ from pathlib import Path
 import pytest
 
 from e2e.cluster import KUBECTL, Kubectl, Server, kubectl_missing
+from tests.etcd_fixture import SKIP_REASON, EtcdServer, etcd_binary
+
+DATASTORES = ("sqlite", "etcd")
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("pinnace") / "data")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    if etcd_binary() is None:
+        pytest.skip(SKIP_REASON)
+    node = EtcdServer(tmp_path_factory.mktemp("etcd") / "data").start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture(scope="session", params=DATASTORES)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    datastore = None
+    if request.param == "etcd":
+        datastore = request.getfixturevalue("etcd").datastore
+    srv = Server(tmp_path_factory.mktemp(f"pinnace-{request.param}") / "data", datastore=datastore)
     srv.data_dir.mkdir()
     srv.start()
     yield srv

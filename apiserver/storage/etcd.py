@@ -90,15 +90,7 @@ class EtcdStorage:
             return
         channel = await open_channel(self._config)
         try:
-            status = await rpc.MaintenanceStub(channel).Status(
-                pb.StatusRequest(), timeout=self._dial_timeout, wait_for_ready=True)
-        except grpc.aio.AioRpcError as exc:
-            await channel.close()
-            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                reason = f"no answer within {self._dial_timeout:g}s"
-            else:
-                reason = describe_error(exc)
-            raise interface.Unavailable(f"cannot reach etcd at {self._config.describe()}: {reason}") from None
+            status = await self._first_status(channel)
         except BaseException:
             await channel.close()
             raise
@@ -113,6 +105,21 @@ class EtcdStorage:
         log.info("etcd storage %s (etcd %s) open at revision %d",
                  self._config.describe(), status.version, self._revision)
 
+    async def _first_status(self, channel: grpc.aio.Channel) -> pb.StatusResponse:
+        """etcd's Status, retried until ``dial_timeout`` (etcd may still be starting)."""
+        stub = rpc.MaintenanceStub(channel)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._dial_timeout
+        problem = f"no answer within {self._dial_timeout:g}s"
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                return await stub.Status(pb.StatusRequest(), timeout=remaining)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                    problem = describe_error(exc)
+            await asyncio.sleep(min(0.2, max(0.0, deadline - loop.time())))
+        raise interface.Unavailable(f"cannot reach etcd at {self._config.describe()}: {problem}")
+
     async def close(self) -> None:
         if not self._open:
             return
@@ -124,9 +131,9 @@ class EtcdStorage:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._tasks.clear()
-        if self._probe_next is not None and not self._probe_next.done():
-            self._probe_next.set_exception(interface.Unavailable(f"{self!r} closed"))
-            self._probe_next.exception()  # retrieved: nobody may be waiting any more
+        if self._probe_next is not None:
+            _fail(self._probe_next, interface.Unavailable(f"{self!r} closed"))
+            self._probe_next = None
         assert self._watches is not None and self._channel is not None
         self._watches.close()
         await self._channel.close()
@@ -220,7 +227,10 @@ class EtcdStorage:
             try:
                 reply = await self._call(self._kv.Range, pb.RangeRequest(key=self._wire("\0"), keys_only=True))
             except interface.StorageError as exc:
-                waiting.set_exception(exc)
+                _fail(waiting, exc)
+            except asyncio.CancelledError:  # closing
+                _fail(waiting, interface.Unavailable(f"{self!r} closed"))
+                raise
             else:
                 waiting.set_result(reply.header.revision)
 
@@ -366,3 +376,9 @@ class EtcdStorage:
         async for event in self._watches.watch(prefix, revision):
             yield event
 
+
+def _fail(waiting: asyncio.Future[int], exc: BaseException) -> None:
+    """Fail a shared future; marked retrieved, since every caller may have given up already."""
+    if not waiting.done():
+        waiting.set_exception(exc)
+        waiting.exception()

@@ -28,7 +28,8 @@ ErrorKind = Literal["compacted", "future", "too_large", "unavailable"]
 ERROR_KINDS: tuple[tuple[str, ErrorKind], ...] = (
     ("required revision has been compacted", "compacted"),
     ("required revision is a future revision", "future"),
-    ("request is too large", "too_large"),
+    ("request is too large", "too_large"),  # over etcd's --max-request-bytes (1.5 MiB by default)
+    ("received message larger than max", "too_large"),  # over its gRPC limit (that + 512 KiB)
 )
 
 #: gRPC channel options: unlimited replies (a large list), short reconnect back-off, and pings that
@@ -48,8 +49,8 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
 
 @dataclass(frozen=True)
 class EtcdConfig:
-    """Where etcd is and how to prove who we are; ``prefix`` is prepended to every key (several
-    clusters can share one etcd, like kube-apiserver's ``--etcd-prefix``)."""
+    """Where etcd is and how to prove who we are; ``prefix`` is prepended to every key on the wire
+    (tests share one etcd that way; see docs/etcd.md for why clusters should not, yet)."""
 
     endpoints: tuple[tuple[str, int], ...]
     cafile: str | None = None

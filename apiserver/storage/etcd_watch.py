@@ -1,9 +1,11 @@
 """Watches of the etcd backend: one etcd watch stream per call, resumed across etcd failures.
 
-A watch asks etcd for every change under the prefix from ``revision + 1`` with ``prev_kv`` (so
-DELETED events carry the last state and MODIFIED ones the previous state). When the stream breaks
-(etcd restarted, the member went away, the connection dropped) it is opened again from the revision
-after the last event delivered, so the consumer sees each event exactly once and in order, as long
+A watch asks etcd for every change under the prefix from ``revision`` itself (not ``revision + 1``:
+etcd must still hold ``revision`` for the contract's "Compacted if older than the kept history",
+so etcd answers compacted exactly when the contract says so) and drops the events at ``revision``;
+with ``prev_kv``, DELETED events carry the last state and MODIFIED ones the previous state. When the stream breaks
+(etcd restarted, the member went away, the connection dropped) it is opened again from the last
+event delivered (whose events are dropped again), so the consumer sees each event exactly once and in order, as long
 as etcd still has that history; if it does not (compacted meanwhile) the watch ends with
 :class:`~apiserver.storage.interface.Compacted` and the consumer re-lists. A store that went back in
 time (a different etcd behind the same address) is reported the same way. Retries back off up to a
@@ -55,17 +57,18 @@ class WatchStreams:
 
     async def watch(self, prefix: str, revision: int) -> AsyncIterator[interface.Event]:
         """Events under ``prefix`` after ``revision``; see the module docstring."""
-        key = (self._namespace + prefix).encode()
+        key = (self._namespace + prefix).encode() or b"\0"
         sent = revision
         failing_since: float | None = None
         backoff = 0.1
         while not self._closed:
+            floor = sent  # this stream re-sends the events at ``sent``: skip them
             call = self._stub.Watch()
             self._calls.add(call)
             problem = "stream ended"
             try:
                 await call.write(pb.WatchRequest(create_request=pb.WatchCreateRequest(
-                    key=key, range_end=range_end(key), start_revision=sent + 1, prev_kv=True)))
+                    key=key, range_end=range_end(key), start_revision=max(sent, 1), prev_kv=True)))
                 while True:
                     response = await call.read()
                     if response is grpc.aio.EOF:
@@ -80,8 +83,9 @@ class WatchStreams:
                             raise interface.Compacted(revision=sent, compacted=response.header.revision)
                         failing_since, backoff = None, 0.1
                     for event in response.events:
-                        yield self._convert(event, sent)
-                        sent = event.kv.mod_revision
+                        if event.kv.mod_revision > floor:
+                            yield self._convert(event, sent)
+                            sent = event.kv.mod_revision
             except grpc.aio.AioRpcError as exc:
                 if classify(exc) == "compacted":
                     raise interface.Compacted(revision=sent, compacted=sent + 1) from None
@@ -98,7 +102,7 @@ class WatchStreams:
             now = time.monotonic()
             failing_since = failing_since if failing_since is not None else now
             if now - failing_since > self._retry_timeout:
-                raise interface.Unavailable(f"etcd watch of {prefix} failed for {now - failing_since:.0f}s: {problem}")
+                raise interface.Unavailable(f"etcd watch of {prefix} failed for {now - failing_since:.1f}s: {problem}")
             log.info("etcd watch of %s interrupted after revision %d (%s); resuming", prefix, sent, problem)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self._max_backoff)
