@@ -67,17 +67,16 @@ def test_label_annotate_scale(kubectl: Kubectl, namespace: str):
     assert _get(kubectl, "deploy", "web", "-n", namespace)["spec"]["replicas"] == 1
 
 
-def test_get_watch_sees_a_concurrent_create(kubectl: Kubectl, namespace: str):
-    watcher = kubectl.popen("get", "configmaps", "-w", "-n", namespace, "--output-watch-events")
+def test_get_pods_watch_sees_a_concurrent_create(kubectl: Kubectl, namespace: str):
+    watcher = kubectl.popen("get", "pods", "-w", "-n", namespace, "--output-watch-events")
     try:
         time.sleep(1.5)
-        kubectl("create", "configmap", "watched", "-n", namespace)
+        kubectl("run", "watched", "--image=busybox", "-n", namespace, "--", "sleep", "3600")
         deadline = time.monotonic() + 15
         seen = ""
         while time.monotonic() < deadline and "watched" not in seen:
-            line = watcher.stdout.readline()
-            seen += line
-        assert "ADDED" in seen and "watched" in seen, seen
+            seen += watcher.stdout.readline()
+        assert "ADDED" in seen and "watched" in seen and "Pending" in seen, seen
     finally:
         watcher.kill()
         watcher.wait()
@@ -94,15 +93,41 @@ def test_discovery_explain_and_get_all(kubectl: Kubectl, namespace: str):
     assert "deployment.apps/web" in everything and "service/web" in everything
 
 
-def test_auth_events_describe(kubectl: Kubectl, namespace: str):
+def test_auth_events_describe(kubectl: Kubectl, namespace: str, tmp_path):
     assert kubectl("auth", "can-i", "create", "pods").strip() == "yes"
     assert "admin" in kubectl("auth", "whoami")
     _deploy(kubectl, namespace)
+    uid = kubectl("get", "deploy", "web", "-n", namespace, "-o", "jsonpath={.metadata.uid}")
+    event = tmp_path / "event.yaml"
+    event.write_text(f"""apiVersion: v1
+kind: Event
+metadata:
+  name: web.1
+  namespace: {namespace}
+involvedObject:
+  apiVersion: apps/v1
+  kind: Deployment
+  name: web
+  namespace: {namespace}
+  uid: {uid}
+reason: ScalingReplicaSet
+message: Scaled up replica set web-1 to 2
+type: Normal
+source:
+  component: deployment-controller
+firstTimestamp: "2026-01-01T00:00:00Z"
+lastTimestamp: "2026-01-01T00:00:00Z"
+count: 1
+""")
+    kubectl("create", "-f", str(event))
+    events = kubectl("get", "events", "-n", namespace)
+    assert events.split("\n")[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert "ScalingReplicaSet" in events and "deployment/web" in events
+    assert "Scaled up replica set web-1 to 2" in kubectl("events", "-n", namespace)
     describe = kubectl("describe", "deploy", "web", "-n", namespace)
     assert "Name:" in describe and "web" in describe and "nginx:1.25" in describe
     assert "RollingUpdate" in describe
-    events = kubectl.run("get", "events", "-n", namespace)
-    assert events.returncode == 0
+    assert "ScalingReplicaSet" in describe  # describe finds the deployment's events by field selector
 
 
 def test_delete_and_errors(kubectl: Kubectl, namespace: str):
