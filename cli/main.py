@@ -6,11 +6,9 @@ Errors a user can act on are printed as one line and exit non-zero; nothing prin
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
-
-from cli import cluster_cmds, engine_cmds, server_cmds
 
 
 class CliError(Exception):
@@ -19,38 +17,47 @@ class CliError(Exception):
 
 @dataclass(frozen=True)
 class Command:
+    """A top-level command: the module that configures its parser and runs it, imported only
+    when that command is used, so ``pinnace engine images`` pays for nothing else."""
+
     name: str
     help: str
-    configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
+    module: str
+    configure: str = "configure"
+    run: str = "run"
 
 
 COMMANDS: tuple[Command, ...] = (
     Command("server", "run the control plane (API server) in the foreground",
-            server_cmds.configure_server, server_cmds.run_server),
+            "cli.server_cmds", "configure_server", "run_server"),
     Command("kubeconfig", "print or write the admin kubeconfig of a data dir",
-            server_cmds.configure_kubeconfig, server_cmds.run_kubeconfig),
+            "cli.server_cmds", "configure_kubeconfig", "run_kubeconfig"),
     Command("up", "start a one-node cluster on this host in the background (embedded datastore)",
-            cluster_cmds.configure_up, cluster_cmds.run_up),
+            "cli.cluster_cmds", "configure_up", "run_up"),
     Command("down", "stop the cluster `up` started and remove what it made",
-            cluster_cmds.configure_down, cluster_cmds.run_down),
+            "cli.cluster_cmds", "configure_down", "run_down"),
     Command("engine", "the container engine: its daemon (serve) and docker-like image commands",
-            engine_cmds.configure, engine_cmds.run),
+            "cli.engine_cmds"),
+    Command("scheduler", "run the scheduler against an API server (--kubeconfig FILE)", "scheduler.main"),
 )
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(argv: list[str]) -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="pinnace", description="A light Kubernetes-compatible cluster.")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    wanted = next((a for a in argv if not a.startswith("-")), None)
     for command in COMMANDS:
         p = sub.add_parser(command.name, help=command.help, description=command.help)
-        command.configure(p)
-        p.set_defaults(run=command.run)
+        if command.name == wanted:
+            module = importlib.import_module(command.module)
+            getattr(module, command.configure)(p)
+            p.set_defaults(run=getattr(module, command.run))
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(argv).parse_args(argv)
     try:
         return args.run(args)
     except KeyboardInterrupt:

@@ -1,0 +1,1 @@
+"""One module per scheduler plugin; ``registry`` assembles the default profile from them."""
