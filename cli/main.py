@@ -39,6 +39,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("engine", "the container engine: its daemon (serve) and docker-like image commands",
             "cli.engine_cmds"),
     Command("scheduler", "run the scheduler against an API server (--kubeconfig FILE)", "scheduler.main"),
+    Command("controller-manager", "run the controllers against an API server (--kubeconfig FILE)",
+            "controllers.main"),
 )
 
 

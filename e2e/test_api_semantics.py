@@ -43,14 +43,23 @@ def test_generate_name_dry_run_and_generation(server: Server, ns: str):
     code, scaled = server.request("PATCH", f"{base}/{name}", {"spec": {"replicas": 5}},
                                   content_type="application/merge-patch+json")
     assert scaled["metadata"]["generation"] == 2
-    # a status write changes status only; a main-resource write keeps the stored status
-    scaled["status"] = {"replicas": 5, "observedGeneration": 2}
-    scaled["spec"]["replicas"] = 9
-    code, status = server.request("PUT", f"{base}/{name}/status", scaled)
-    assert code == 200 and status["status"]["replicas"] == 5 and status["spec"]["replicas"] == 5
-    status["status"] = {"replicas": 0}
-    code, main = server.request("PUT", f"{base}/{name}", status)
-    assert main["status"]["replicas"] == 5
+
+
+def test_status_subresource_writes_status_only(server: Server, ns: str):
+    """On a kind no controller writes (a PVC), so the statuses below are all ours."""
+    base = f"/api/v1/namespaces/{ns}/persistentvolumeclaims"
+    claim = {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                                                   "resources": {"requests": {"storage": "1Gi"}}}}
+    code, created = server.request("POST", base, claim)
+    assert code == 201 and created["status"] == {"phase": "Pending"}
+    created["status"] = {"phase": "Bound"}
+    created["spec"]["volumeName"] = "ignored-by-a-status-write"
+    code, status = server.request("PUT", f"{base}/data/status", created)
+    assert code == 200 and status["status"]["phase"] == "Bound" and "volumeName" not in status["spec"]
+    status["status"] = {"phase": "Lost"}
+    status["metadata"]["labels"] = {"main": "write"}
+    code, main = server.request("PUT", f"{base}/data", status)
+    assert code == 200 and main["status"]["phase"] == "Bound" and main["metadata"]["labels"] == {"main": "write"}
 
 
 def test_finalizers_hold_deletion(server: Server, ns: str):

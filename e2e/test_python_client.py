@@ -53,6 +53,20 @@ def test_configmap_crud(api, ns):
     assert gone.value.status == 404
 
 
+def _replace_retrying(apps, ns: str, change, attempts: int = 10):
+    """Read-modify-replace, retried on 409 as client-go's RetryOnConflict does: the deployment
+    controller writes status and annotations concurrently."""
+    for _ in range(attempts):
+        current = apps.read_namespaced_deployment("web", ns)
+        change(current)
+        try:
+            return apps.replace_namespaced_deployment("web", ns, current)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    raise AssertionError("replace kept conflicting")
+
+
 def test_deployment_crud(api, ns):
     apps = client.AppsV1Api(api)
     body = client.V1Deployment(
@@ -64,8 +78,12 @@ def test_deployment_crud(api, ns):
                 spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="nginx:1.25")]))))
     created = apps.create_namespaced_deployment(ns, body)
     assert created.metadata.generation == 1 and created.spec.strategy.type == "RollingUpdate"
-    created.spec.template.spec.containers[0].image = "nginx:1.26"
-    replaced = apps.replace_namespaced_deployment("web", ns, created)
+
+
+    def new_image(current):
+        current.spec.template.spec.containers[0].image = "nginx:1.26"
+
+    replaced = _replace_retrying(apps, ns, new_image)
     assert replaced.metadata.generation == 2
     patched = apps.patch_namespaced_deployment("web", ns, {"spec": {"replicas": 4}})
     assert patched.spec.replicas == 4
@@ -73,12 +91,14 @@ def test_deployment_crud(api, ns):
     assert scale.spec.replicas == 4 and scale.status.selector == "app=web"
     apps.patch_namespaced_deployment_scale("web", ns, {"spec": {"replicas": 2}})
     assert apps.read_namespaced_deployment("web", ns).spec.replicas == 2
-    # the selector is immutable
-    patched = apps.read_namespaced_deployment("web", ns)
-    patched.spec.selector = client.V1LabelSelector(match_labels={"app": "other"})
-    patched.spec.template.metadata.labels = {"app": "other"}
+
+
+    def other_selector(current):
+        current.spec.selector = client.V1LabelSelector(match_labels={"app": "other"})
+        current.spec.template.metadata.labels = {"app": "other"}
+
     with pytest.raises(ApiException) as immutable:
-        apps.replace_namespaced_deployment("web", ns, patched)
+        _replace_retrying(apps, ns, other_selector)
     assert immutable.value.status == 422 and "immutable" in immutable.value.body
     apps.delete_namespaced_deployment("web", ns)
     assert apps.list_namespaced_deployment(ns).items == []

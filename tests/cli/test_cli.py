@@ -63,3 +63,29 @@ def test_up_kubeconfig_down(tmp_path: Path):
         down = pinnace("down", "--data-dir", str(data_dir))
     assert down.returncode == 0 and "stopped server" in down.stdout
     assert not data_dir.exists()
+
+
+def test_controller_manager_runs_alone(tmp_path: Path):
+    from e2e.cluster import Server
+
+    server = Server(tmp_path / "data")
+    server.data_dir.mkdir()
+    server.start("--no-controllers")
+    process = subprocess.Popen([sys.executable, "-m", "cli.main", "controller-manager", "--kubeconfig",
+                                str(server.kubeconfig), "--controllers", "namespace"], cwd=REPO,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        code, _ = server.request("POST", "/api/v1/namespaces", {"metadata": {"name": "short-lived"}})
+        assert code == 201
+        server.request("DELETE", "/api/v1/namespaces/short-lived")
+        import time
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and server.request("GET", "/api/v1/namespaces/short-lived")[0] != 404:
+            time.sleep(0.2)
+        assert server.request("GET", "/api/v1/namespaces/short-lived")[0] == 404
+    finally:
+        process.terminate()
+        process.wait(10)
+        server.stop()
+    assert "reconciling" in process.stderr.read()

@@ -1,0 +1,58 @@
+"""``pinnace controller-manager --kubeconfig FILE``: the controllers as their own process.
+
+Nothing heavy is imported until the command runs, so ``pinnace --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kubeconfig", help="kubeconfig of the API server (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument("--context", help="kubeconfig context to use (default: current-context)")
+    p.add_argument("--controllers", type=lambda v: [n for n in v.split(",") if n],
+                   help="comma-separated controllers to run (default: all)")
+    p.add_argument("--cluster-cidr", default=None, help="pod CIDR the node IPAM controller divides")
+    p.add_argument("--leader-elect", action="store_true",
+                   help="run controllers only while holding the kube-system/kube-controller-manager Lease")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from controllers.manager import ControllerManager
+    from machinery.client import ApiClient
+    from machinery.kubeconfig import load_kubeconfig
+
+    config = await asyncio.to_thread(load_kubeconfig, args.kubeconfig, context=args.context)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    options = {"cluster_cidr": args.cluster_cidr} if args.cluster_cidr else {}
+    async with ApiClient(config) as client:
+        manager = ControllerManager(client, names=args.controllers or None,
+                                    lease_name="kube-controller-manager" if args.leader_elect else None, **options)
+        await manager.start()
+        print(f"pinnace controller-manager: reconciling {config.server}", file=sys.stderr, flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await manager.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(_serve(args))
+    return 0
