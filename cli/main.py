@@ -28,7 +28,7 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("server", "run the control plane (API server) in the foreground",
+    Command("server", "run the control plane (API server, controllers, scheduler) in the foreground",
             "cli.server_cmds", "configure_server", "run_server"),
     Command("kubeconfig", "print or write the admin kubeconfig of a data dir",
             "cli.server_cmds", "configure_kubeconfig", "run_kubeconfig"),

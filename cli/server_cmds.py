@@ -26,7 +26,7 @@ def configure_server(p: argparse.ArgumentParser) -> None:
     p.add_argument("--controllers", type=lambda v: [n for n in v.split(",") if n],
                    help="comma-separated controllers to run in-process (default: all)")
     p.add_argument("--no-controllers", action="store_true",
-                   help="run the API server alone (controllers run elsewhere, or in tests)")
+                   help="run the API server alone (controllers and scheduler run elsewhere, or in tests)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
 
 
@@ -41,6 +41,7 @@ async def _serve(args: argparse.Namespace) -> None:
     from controllers.manager import ControllerManager
     from machinery.client import ApiClient
     from machinery.kubeconfig import load_kubeconfig
+    from scheduler.scheduler import Scheduler
 
     data_dir = Path(args.data_dir)
     server = ApiServer(data_dir, host=args.host, port=args.port, extra_hosts=args.tls_san,
@@ -61,10 +62,13 @@ async def _serve(args: argparse.Namespace) -> None:
             return
         async with ApiClient(load_kubeconfig(str(server.kubeconfig))) as client:
             controllers = ControllerManager(client, names=args.controllers or None)
+            scheduler = Scheduler(client)
             await controllers.start()
+            await scheduler.start()
             try:
                 await stop.wait()
             finally:
+                await scheduler.stop()
                 await controllers.stop()
     finally:
         await server.stop()
