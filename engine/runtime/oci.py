@@ -1,11 +1,15 @@
-"""Running one container to completion with an OCI runtime (crun by default, runc selectable).
+"""Running OCI runtimes (crun by default, runc selectable): one container to completion, or verbs.
 
-``crun run --bundle DIR ID`` in the foreground: the container's stdout and stderr are the runtime's,
-here one pipe we read as the process runs (``on_output`` sees each chunk, for build logs), and the
-runtime's exit status is the container's. ``run`` rather than ``create``+``start`` because with
-``create`` the pipe would stay open for the container's whole life. Whatever happens (failure,
-the caller cancelled or timed out) the container is killed and ``delete -f``'d before we return, so no
-state is left under the runtime's root. Containers that must outlive us are conmon's job (next issue).
+``run``: ``crun run --bundle DIR ID`` in the foreground: the container's stdout and stderr are the
+runtime's, here one pipe we read as the process runs (``on_output`` sees each chunk, for build
+logs), and the runtime's exit status is the container's. ``run`` rather than ``create``+``start``
+because with ``create`` the pipe would stay open for the container's whole life. Whatever happens
+(failure, the caller cancelled or timed out) the container is killed and ``delete -f``'d before we
+return, so no state is left under the runtime's root.
+
+Containers that must outlive us are created by conmon (``engine.runtime.conmon``); for those this
+module has the short verbs: ``state``, ``start``, ``kill``, ``delete`` and the generic ``call``,
+each one runtime invocation with ``--root`` set to the engine's own state directory when given.
 """
 
 from __future__ import annotations
@@ -131,3 +135,74 @@ async def _cleanup(
     await delete(container_id=container_id, runtime=runtime, state_root=state_root)
     with contextlib.suppress(ProcessLookupError):
         await proc.wait()
+
+
+# ------------------------------------------------------------------ verbs on a long-lived container
+
+
+@dataclass(frozen=True)
+class CallResult:
+    code: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def message(self) -> str:
+        """The runtime's complaint, one line (crun/runc print ``Error: ...`` or a bare message)."""
+        text = self.stderr.decode(errors="replace").strip() or self.stdout.decode(errors="replace").strip()
+        return " ".join(text.split()) or f"exit status {self.code}"
+
+
+async def call(*argv: str) -> CallResult:
+    """Run a short runtime command and collect its output (for state/start/kill/delete)."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+    except OSError as exc:
+        raise OCIRuntimeError(f"cannot run {argv[0]}: {exc.strerror}") from None
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return CallResult(proc.returncode, out, err)
+
+
+def base_argv(*, runtime: str, state_root: str | os.PathLike[str] | None) -> list[str]:
+    """``[binary]`` or ``[binary, --root, DIR]``: the prefix of every runtime command."""
+    return _global_args(runtime_binary(runtime), state_root)
+
+
+async def state(
+    *, container_id: str, runtime: str = "crun", state_root: str | os.PathLike[str] | None = None
+) -> dict[str, Any] | None:
+    """The runtime's ``state`` document (status created/running/stopped, pid), or None if unknown."""
+    result = await call(*base_argv(runtime=runtime, state_root=state_root), "state", container_id)
+    if result.code != 0:
+        return None
+    try:
+        doc = orjson.loads(result.stdout)
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+async def start(*, container_id: str, runtime: str = "crun", state_root: str | os.PathLike[str] | None = None) -> None:
+    """Let a created container's process exec its command."""
+    result = await call(*base_argv(runtime=runtime, state_root=state_root), "start", container_id)
+    if result.code != 0:
+        raise OCIRuntimeError(f"cannot start container {container_id}: {result.message}")
+
+
+async def kill(
+    *,
+    container_id: str,
+    signal: int,
+    runtime: str = "crun",
+    state_root: str | os.PathLike[str] | None = None,
+    all_processes: bool = False,
+) -> bool:
+    """Send ``signal`` to the container's init (or every process); False if it is not running."""
+    argv = [*base_argv(runtime=runtime, state_root=state_root), "kill"]
+    if all_processes:
+        argv.append("--all")
+    result = await call(*argv, container_id, str(signal))
+    return result.code == 0
