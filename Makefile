@@ -8,7 +8,8 @@ PORT        ?= 6443
 KUBECONFIG_OUT := $(DATA_DIR)/admin.kubeconfig
 # system packages the code and tests use (kubectl and the docker CLI come with the machine image):
 # etcd for the etcd datastore; the OCI runtimes, conmon, busybox and the registry/image tools for the engine
-APT_PACKAGES := python3-venv etcd-server crun runc conmon busybox-static skopeo umoci docker-registry
+APT_PACKAGES := python3-venv etcd-server crun runc conmon busybox-static skopeo umoci docker-registry \
+	containernetworking-plugins nftables iproute2 util-linux
 # peers the benchmarks compare against
 BENCH_PACKAGES := podman
 
