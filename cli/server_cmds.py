@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import logging
-import signal
 import sys
 from pathlib import Path
 
@@ -35,7 +32,7 @@ def _check_port(port: int) -> None:
         raise ValueError(f"--port {port} is not a TCP port (0-65535)")
 
 
-async def _serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from apiserver.server import ApiServer
     from apiserver.storage.interface import StorageError
     from controllers.manager import ControllerManager
@@ -46,10 +43,6 @@ async def _serve(args: argparse.Namespace) -> None:
     data_dir = Path(args.data_dir)
     server = ApiServer(data_dir, host=args.host, port=args.port, extra_hosts=args.tls_san,
                        backend=args.parsed_datastore.open(data_dir=data_dir))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await server.start()
     except StorageError as exc:  # e.g. etcd unreachable: one line, not a traceback
@@ -80,14 +73,9 @@ def run_server(args: argparse.Namespace) -> int:
     _check_port(args.port)
     args.parsed_datastore = datastore.parse(args.datastore, cafile=args.etcd_cafile, certfile=args.etcd_certfile,
                                             keyfile=args.etcd_keyfile)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with contextlib.suppress(ImportError):
-        import uvloop
+    from machinery import service
 
-        uvloop.install()
-    asyncio.run(_serve(args))
-    return 0
+    return service.run(lambda stop: _serve(args, stop), verbose=args.verbose)
 
 
 def configure_kubeconfig(p: argparse.ArgumentParser) -> None:

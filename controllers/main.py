@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import signal
 import sys
 
 
@@ -23,16 +21,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
 
 
-async def _serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from controllers.manager import ControllerManager
     from machinery.client import ApiClient
     from machinery.kubeconfig import load_kubeconfig
 
     config = await asyncio.to_thread(load_kubeconfig, args.kubeconfig, context=args.context)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     options = {"cluster_cidr": args.cluster_cidr} if args.cluster_cidr else {}
     async with ApiClient(config) as client:
         manager = ControllerManager(client, names=args.controllers or None,
@@ -46,13 +40,6 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        import uvloop
+    from machinery import service
 
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(_serve(args))
-    return 0
+    return service.run(lambda stop: _serve(args, stop), verbose=args.verbose)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import signal
 import sys
 
 
@@ -21,16 +19,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log every decision (debug level)")
 
 
-async def _serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from machinery.client import ApiClient
     from machinery.kubeconfig import load_kubeconfig
     from scheduler.scheduler import Scheduler
 
     config = await asyncio.to_thread(load_kubeconfig, args.kubeconfig, context=args.context)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     async with ApiClient(config) as client:
         scheduler = Scheduler(client, scheduler_name=args.scheduler_name, bind_concurrency=args.bind_concurrency)
         try:
@@ -49,13 +43,6 @@ async def _serve(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.bind_concurrency < 1:
         raise ValueError("--bind-concurrency must be at least 1")
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        import uvloop
+    from machinery import service
 
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(_serve(args))
-    return 0
+    return service.run(lambda stop: _serve(args, stop), verbose=args.verbose)
