@@ -52,6 +52,8 @@ bench: setup
 	@$(MAKE) --no-print-directory system-deps APT_PACKAGES="$(BENCH_PACKAGES)"
 	$(PY) -m bench.api
 	$(PY) -m bench.images
+	$(PY) -m bench.cni
+	$(PY) -m bench.scheduler
 
 # regenerate the etcd v3 gRPC stubs from apiserver/storage/etcd_proto/rpc.proto
 proto: setup

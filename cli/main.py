@@ -41,6 +41,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("scheduler", "run the scheduler against an API server (--kubeconfig FILE)", "scheduler.main"),
     Command("controller-manager", "run the controllers against an API server (--kubeconfig FILE)",
             "controllers.main"),
+    Command("cni", "our CNI plugins: `install` writes them into a CNI bin dir", "cni.install"),
 )
 
 
