@@ -1,8 +1,15 @@
 """``pinnace engine ...``: the engine daemon (``serve``) and a docker-like client of it.
 
+Image commands (images, pull, push, tag, rmi, load, save, build, history, prune) and container
+commands (run, ps, logs, exec, stop, kill, rm, inspect, stats, top) print what the docker CLI
+prints. ``run`` and ``exec`` attach the way the docker CLI does: a hijacked connection
+(``Upgrade: tcp``) carries the output (multiplexed frames unless ``-t``) and, with ``-i``, our
+stdin; ``run`` asks for the exit status (``wait``) before it starts the container, so even a
+container that exits at once is never missed, and exits with the container's status.
+
 Every other sub-command is a client of the daemon's Docker Engine API on its unix socket (found by
 ``--socket``, else ``$PINNACE_ENGINE_SOCKET``, else the default path). The client uses the standard
-library only (``http.client`` over ``AF_UNIX``, ``json``) and never imports aiohttp or the engine
+library only (a small HTTP/1.1 client over ``AF_UNIX``, ``json``) and never imports aiohttp or the engine
 itself, so ``pinnace engine images`` starts in milliseconds; ``serve`` imports the daemon lazily.
 Any failure (no daemon, an unknown image, a registry error reported by the daemon) is raised as
 ``EngineError`` and printed by ``cli.main`` as one line with exit status 1.
@@ -11,7 +18,7 @@ Any failure (no daemon, an unknown image, a registry error reported by the daemo
 from __future__ import annotations
 
 import argparse
-import http.client
+import contextlib
 import json
 import os
 import socket
@@ -44,22 +51,157 @@ class EngineError(RuntimeError):
 # ------------------------------------------------------------------------------------ the client
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    """HTTP/1.1 over a unix socket: only ``connect`` differs from the stock connection."""
+class ProtocolError(EngineError):
+    """The engine's reply is not the HTTP/1.1 we expect."""
 
-    def __init__(self, path: str, *, timeout: float | None = None) -> None:
-        super().__init__("localhost", timeout=timeout, blocksize=UPLOAD_BLOCK)
-        self._path = path
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
+class Response:
+    """One HTTP/1.1 response read off a unix socket: ``status``, ``reason``, ``headers`` (lower-case
+    names) and a body reader that undoes chunking. A few dozen lines instead of ``http.client``,
+    whose import (email parsing, ssl) would cost every ``pinnace engine`` call ~15 ms."""
+
+    def __init__(self, sock: socket.socket, *, method: str) -> None:
+        self._sock = sock
+        self._buf = bytearray()
+        self._eof = False
+        status_line = self._line(limit=8192)
+        parts = status_line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+            raise ProtocolError(f"malformed status line {status_line[:80]!r}")
+        self.status, self.reason = int(parts[1]), parts[2] if len(parts) > 2 else ""
+        self.headers: dict[str, str] = {}
+        while (line := self._line(limit=65536).rstrip(b"\r\n")):
+            name, _, value = line.decode("latin-1").partition(":")
+            self.headers[name.strip().lower()] = value.strip()
+        self._chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
+        self._left: int | None = None  # bytes left in the body (or the current chunk); None: until close
+        if method == "HEAD" or self.status in (204, 304) or 100 <= self.status < 200:
+            self._left = 0
+        elif not self._chunked and "content-length" in self.headers:
+            self._left = int(self.headers["content-length"])
+        self._done = self._left == 0 and not self._chunked
+
+    # --- raw buffered input
+    def _fill(self) -> bool:
+        if self._eof:
+            return False
+        chunk = self._sock.recv(UPLOAD_BLOCK)
+        if not chunk:
+            self._eof = True
+            return False
+        self._buf += chunk
+        return True
+
+    def _line(self, *, limit: int) -> bytes:
+        while (end := self._buf.find(b"\n")) < 0:
+            if len(self._buf) > limit or not self._fill():
+                raise ProtocolError("the engine closed the connection in the middle of a reply")
+        line = bytes(self._buf[: end + 1])
+        del self._buf[: end + 1]
+        return line
+
+    def _take(self, n: int) -> bytes:
+        if not self._buf:
+            self._fill()
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
+
+    # --- the body
+    def read1(self, n: int = UPLOAD_BLOCK) -> bytes:
+        """Up to ``n`` body bytes, at least one unless the body has ended."""
+        while not self._done:
+            if self._chunked and not self._left:
+                size = self._line(limit=1024).split(b";", 1)[0].strip()
+                self._left = int(size, 16)
+                if self._left == 0:
+                    while self._line(limit=65536).strip():  # trailers, then the blank line
+                        pass
+                    self._done = True
+                    break
+            want = n if self._left is None else min(n, self._left)
+            data = self._take(want)
+            if not data:
+                if self._left is not None:
+                    raise ProtocolError("the engine closed the connection in the middle of a reply")
+                self._done = True
+                break
+            if self._left is not None:
+                self._left -= len(data)
+                if self._left == 0 and self._chunked:
+                    self._line(limit=2)  # the CRLF after a chunk
+                    self._left = 0
+                elif self._left == 0:
+                    self._done = True
+            return data
+        return b""
+
+    def read(self, n: int = -1) -> bytes:
+        out = bytearray()
+        while n < 0 or len(out) < n:
+            data = self.read1(UPLOAD_BLOCK if n < 0 else n - len(out))
+            if not data:
+                break
+            out += data
+        return bytes(out)
+
+    def __iter__(self) -> Iterator[bytes]:
+        pending = b""
+        while data := self.read1():
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line + b"\n"
+        if pending:
+            yield pending
+
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _send(sock: socket.socket, method: str, url: str, *, body: bytes | BinaryIO | None,
+          headers: dict[str, str]) -> None:
+    """Write one request; a file body without a Content-Length goes chunked."""
+    fields = {"Host": "docker", "User-Agent": "pinnace-engine-cli", **headers}
+    chunked = False
+    if isinstance(body, bytes | bytearray):
+        fields["Content-Length"] = str(len(body))
+    elif body is not None and not any(k.lower() == "content-length" for k in fields):
+        fields["Transfer-Encoding"] = "chunked"
+        chunked = True
+    elif body is None and method in ("POST", "PUT"):
+        fields["Content-Length"] = "0"
+    head = f"{method} {url} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n"
+    if isinstance(body, bytes | bytearray):
+        sock.sendall(head.encode("latin-1") + bytes(body))
+        return
+    sock.sendall(head.encode("latin-1"))
+    if body is None:
+        return
+    while block := body.read(UPLOAD_BLOCK):
+        sock.sendall(b"%x\r\n%s\r\n" % (len(block), block) if chunked else block)
+    if chunked:
+        sock.sendall(b"0\r\n\r\n")
+
+
+def _connect(path: str, *, timeout: float | None) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def socket_path(args: argparse.Namespace) -> str:
@@ -88,19 +230,21 @@ class EngineClient:
         return EngineError(f"cannot connect to the engine at {self.path} ({reason}): {hint}")
 
     def ping(self) -> None:
-        conn = _UnixConnection(self.path, timeout=PING_TIMEOUT)
+        sock: socket.socket | None = None
         try:
-            conn.request("GET", "/_ping")
-            response = conn.getresponse()
+            sock = _connect(self.path, timeout=PING_TIMEOUT)
+            _send(sock, "GET", "/_ping", body=None, headers={})
+            response = Response(sock, method="GET")
             response.read()
         except TimeoutError:
             raise EngineError(f"the engine at {self.path} does not answer (no reply in {PING_TIMEOUT:g}s)") from None
         except OSError as exc:
             raise self._unreachable(exc) from None
-        except http.client.HTTPException as exc:
-            raise EngineError(f"engine at {self.path}: {exc.__class__.__name__}: {exc}") from None
+        except (ValueError, ProtocolError) as exc:
+            raise EngineError(f"engine at {self.path}: {exc}") from None
         finally:
-            conn.close()
+            if sock is not None:
+                sock.close()
         if response.status != 200:
             raise EngineError(f"the engine at {self.path} answered /_ping with HTTP {response.status}")
         self._pinged = True
@@ -113,24 +257,32 @@ class EngineClient:
         query: dict[str, Any] | None = None,
         body: bytes | BinaryIO | None = None,
         headers: dict[str, str] | None = None,
-    ) -> http.client.HTTPResponse:
+    ) -> Response:
+        """Send one request on a new connection; the response once its headers are in (the body
+        is the caller's to read; ``with`` closes the connection)."""
         if not self._pinged:
             self.ping()
         url = API_PREFIX + path
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None}, doseq=True)
-        conn = _UnixConnection(self.path)
         try:
-            conn.request(method, url, body=body, headers=headers or {})
-            response = conn.getresponse()
+            sock = _connect(self.path, timeout=None)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
-            conn.close()
             raise self._unreachable(exc) from None
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
+        except OSError as exc:
+            raise EngineError(f"engine at {self.path}: {exc.strerror or exc}") from None
+        try:
+            _send(sock, method, url, body=body, headers=headers or {})
+            response = Response(sock, method=method)
+        except (OSError, ValueError) as exc:
+            sock.close()
             raise EngineError(f"engine at {self.path}: {exc.__class__.__name__}: {exc}") from None
+        except BaseException:
+            sock.close()
+            raise
         if response.status >= 400:
-            raise EngineError(_error_message(response))
+            with response:
+                raise EngineError(_error_message(response))
         return response
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -154,7 +306,7 @@ class EngineClient:
                 yield message
 
 
-def _error_message(response: http.client.HTTPResponse) -> str:
+def _error_message(response: Response) -> str:
     raw = response.read()
     try:
         return str(json.loads(raw)["message"])
@@ -280,13 +432,6 @@ def run_rmi(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_inspect(args: argparse.Namespace) -> int:
-    client = _client(args)
-    found = [client.json("GET", f"/images/{quote_name(name)}/json") for name in args.names]
-    print(json.dumps(found, indent=4))
-    return 0
-
-
 def run_history(args: argparse.Namespace) -> int:
     rows = []
     now = time.time()
@@ -338,7 +483,7 @@ def run_load(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_stream(response: http.client.HTTPResponse, out: BinaryIO) -> None:
+def _write_stream(response: Response, out: BinaryIO) -> None:
     while chunk := response.read(UPLOAD_BLOCK):
         out.write(chunk)
 
@@ -482,12 +627,489 @@ class _Discard:
         return None
 
 
+# ------------------------------------------------------------------------ container commands
+
+
+class _Hijacked:
+    """The raw two-way byte stream an attach or exec start turns its connection into."""
+
+    def __init__(self, sock: socket.socket, leftover: bytes) -> None:
+        self.sock = sock
+        self._leftover = leftover
+
+    def recv(self) -> bytes:
+        if self._leftover:
+            data, self._leftover = self._leftover, b""
+            return data
+        try:
+            return self.sock.recv(UPLOAD_BLOCK)
+        except OSError:
+            return b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close_write(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _read_error(sock: socket.socket, header: bytes, rest: bytes) -> str:
+    """The message of an error reply read off a raw socket (Content-Length or until close)."""
+    length = None
+    for line in header.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    body = rest
+    while length is None or len(body) < length:
+        chunk = sock.recv(UPLOAD_BLOCK)
+        if not chunk:
+            break
+        body += chunk
+    try:
+        return str(json.loads(body)["message"])
+    except (ValueError, KeyError, TypeError):
+        return body.decode(errors="replace").strip() or header.split(b"\r\n", 1)[0].decode(errors="replace")
+
+
+def hijack(client: EngineClient, path: str, *, query: dict[str, Any] | None = None,
+           body: Any = None) -> _Hijacked:
+    """POST ``path`` asking for ``Upgrade: tcp``; the connection after the 101 (or 200)."""
+    if not client._pinged:
+        client.ping()
+    url = API_PREFIX + path
+    if query:
+        url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+    payload = json.dumps(body).encode() if body is not None else b""
+    head = (f"POST {url} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(client.path)
+        sock.sendall(head + payload)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = sock.recv(UPLOAD_BLOCK)
+            if not chunk:
+                raise EngineError(f"the engine at {client.path} closed the connection")
+            buf += chunk
+        header, _, rest = buf.partition(b"\r\n\r\n")
+        status = int(header.split(b" ", 2)[1])
+        if status >= 400:
+            raise EngineError(_read_error(sock, header, rest))
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        sock.close()
+        raise client._unreachable(exc) from None
+    except BaseException:
+        sock.close()
+        raise
+    return _Hijacked(sock, rest)
+
+
+def _copy_output(source: Callable[[], bytes], *, multiplexed: bool) -> None:
+    """Container output to our stdout/stderr: frames unless the container has a TTY."""
+    from engine.daemon import frames  # container commands only: image commands stay lean
+
+    outs = {frames.STDOUT: sys.stdout.buffer, frames.STDERR: sys.stderr.buffer,
+            frames.SYSTEM_ERROR: sys.stderr.buffer}
+    decoder = frames.FrameDecoder()
+    while data := source():
+        if not multiplexed:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            continue
+        try:
+            chunks = decoder.feed(data)
+        except frames.FrameError as exc:
+            raise EngineError(f"the engine sent a malformed stream: {exc}") from None
+        for stream, payload in chunks:
+            out = outs.get(stream, sys.stderr.buffer)
+            out.write(payload)
+            out.flush()
+
+
+def _copy_input(conn: _Hijacked) -> None:
+    """Our stdin to the container until EOF, then half-close so it sees EOF too (a thread)."""
+    fd = sys.stdin.fileno()
+    try:
+        while chunk := os.read(fd, UPLOAD_BLOCK):
+            conn.send(chunk)
+    except OSError:
+        pass
+    finally:
+        conn.close_write()
+
+
+@contextlib.contextmanager
+def _terminal(enabled: bool) -> Iterator[None]:
+    """Raw mode on our terminal for a ``-t`` session (restored afterwards)."""
+    if not (enabled and sys.stdin.isatty()):
+        yield
+        return
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(sys.stdin.fileno())
+    tty.setraw(sys.stdin.fileno())
+    try:
+        yield
+    finally:
+        termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
+
+
+def _terminal_size() -> tuple[int, int] | None:
+    try:
+        size = os.get_terminal_size(sys.stdout.fileno())
+    except OSError:
+        return None
+    return size.lines, size.columns
+
+
+def _stream_session(conn: _Hijacked, *, stdin: bool, tty: bool) -> None:
+    """Run one attached session: input in a thread, output here until the engine closes it."""
+    import threading
+
+    if stdin:
+        threading.Thread(target=_copy_input, args=(conn,), daemon=True).start()
+    try:
+        with _terminal(tty and stdin):
+            _copy_output(conn.recv, multiplexed=not tty)
+    finally:
+        conn.close()
+
+
+_BINARY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_bytes(text: str, option: str) -> int:
+    """Docker's RAMInBytes: ``32m``, ``1.5g``, ``512k``, ``1024`` (binary units)."""
+    value = text.strip().lower().removesuffix("b") if text.strip().lower() not in ("b",) else text
+    unit = value[-1:] if value[-1:].isalpha() else ""
+    number = value[: len(value) - len(unit)]
+    try:
+        amount = float(number)
+    except ValueError:
+        raise EngineError(f"invalid value {text!r} for {option}: want a size like 64m or 1g") from None
+    if unit not in _BINARY_UNITS:
+        raise EngineError(f"invalid value {text!r} for {option}: unknown unit {unit!r}")
+    return int(amount * _BINARY_UNITS[unit])
+
+
+def _port_bindings(specs: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``-p [ip:][host:]container[/proto]`` as (ExposedPorts, PortBindings)."""
+    exposed: dict[str, Any] = {}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for spec in specs:
+        ports, _, proto = spec.partition("/")
+        parts = ports.split(":")
+        if not 1 <= len(parts) <= 3 or not parts[-1].isdigit() or any(p and not p.isdigit() for p in parts[-2:-1]):
+            raise EngineError(f"invalid port specification {spec!r}: want [ip:][hostPort:]containerPort[/proto]")
+        key = f"{parts[-1]}/{proto or 'tcp'}"
+        exposed[key] = {}
+        host_ip = parts[0] if len(parts) == 3 else ""
+        host_port = parts[-2] if len(parts) >= 2 else ""
+        bindings.setdefault(key, []).append({"HostIp": host_ip, "HostPort": host_port})
+    return exposed, bindings
+
+
+def _run_body(args: argparse.Namespace) -> dict[str, Any]:
+    exposed, bindings = _port_bindings(args.publish)
+    host: dict[str, Any] = {
+        "Binds": args.volume or None,
+        "PortBindings": bindings,
+        "AutoRemove": args.rm,
+        "NetworkMode": args.network or "default",
+        "ReadonlyRootfs": args.read_only,
+        "Privileged": args.privileged,
+        "CapAdd": args.cap_add or None,
+        "CapDrop": args.cap_drop or None,
+    }
+    if args.memory:
+        host["Memory"] = parse_bytes(args.memory, "--memory")
+    if args.cpus:
+        try:
+            host["NanoCpus"] = int(float(args.cpus) * 1e9)
+        except ValueError:
+            raise EngineError(f"invalid value {args.cpus!r} for --cpus: want a number of CPUs like 1.5") from None
+    if args.pids_limit:
+        try:
+            host["PidsLimit"] = int(args.pids_limit)
+        except ValueError:
+            raise EngineError(f"invalid value {args.pids_limit!r} for --pids-limit: want an integer") from None
+    attached = not args.detach
+    return {
+        "Image": args.image,
+        "Cmd": args.run_command or None,
+        "Entrypoint": [args.entrypoint] if args.entrypoint is not None else None,
+        "Env": [f"{k}={v}" for k, v in _key_values(args.env, "-e").items()],
+        "WorkingDir": args.workdir or "",
+        "User": args.user or "",
+        "Tty": args.tty,
+        "OpenStdin": args.interactive,
+        "StdinOnce": args.interactive,
+        "AttachStdin": args.interactive and attached,
+        "AttachStdout": attached,
+        "AttachStderr": attached,
+        "ExposedPorts": exposed or None,
+        "HostConfig": host,
+    }
+
+
+def _json_headers(body: bytes) -> dict[str, str]:
+    return {"Content-Type": "application/json", "Content-Length": str(len(body))}
+
+
+def _post(client: EngineClient, path: str, *, query: dict[str, Any] | None = None) -> None:
+    with client.request("POST", path, query=query) as response:
+        response.read()
+
+
+def run_run(args: argparse.Namespace) -> int:
+    client = _client(args)
+    body = json.dumps(_run_body(args)).encode()
+    created = client.json("POST", "/containers/create", query={"name": args.name}, body=body,
+                          headers=_json_headers(body))
+    cid = created["Id"]
+    for warning in created.get("Warnings") or []:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    if args.detach:
+        _post(client, f"/containers/{cid}/start")
+        print(cid)
+        return 0
+    query = {"stream": "1", "stdout": "1", "stderr": "1", "stdin": "1" if args.interactive else None}
+    conn = hijack(client, f"/containers/{cid}/attach", query=query)
+    try:
+        waiter = client.request("POST", f"/containers/{cid}/wait",
+                                query={"condition": "removed" if args.rm else "next-exit"})
+        _post(client, f"/containers/{cid}/start")
+    except BaseException:
+        conn.close()
+        raise
+    if args.tty and (size := _terminal_size()):
+        with contextlib.suppress(EngineError):
+            _post(client, f"/containers/{cid}/resize", query={"h": size[0], "w": size[1]})
+    _stream_session(conn, stdin=args.interactive, tty=args.tty)
+    with waiter:
+        result = json.loads(waiter.read() or b"{}")
+    if result.get("Error"):
+        raise EngineError(result["Error"].get("Message") or "waiting for the container failed")
+    return int(result.get("StatusCode", 0))
+
+
+def _containers(client: EngineClient, *, all: bool) -> list[dict[str, Any]]:
+    return client.json("GET", "/containers/json", query={"all": "1" if all else None}) or []
+
+
+def _command_cell(command: str, *, truncate: bool) -> str:
+    if truncate and len(command) > 20:
+        command = command[:19] + "…"
+    return f'"{command}"'
+
+
+def _ports_cell(ports: Sequence[dict[str, Any]]) -> str:
+    cells = []
+    for p in ports:
+        if p.get("PublicPort"):
+            cells.append(f"{p.get('IP') or '0.0.0.0'}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}")
+        else:
+            cells.append(f"{p['PrivatePort']}/{p['Type']}")
+    return ", ".join(cells)
+
+
+def run_ps(args: argparse.Namespace) -> int:
+    rows = _containers(_client(args), all=args.all)
+    if args.quiet:
+        for row in rows:
+            print(row["Id"] if args.no_trunc else row["Id"][:12])
+        return 0
+    now = time.time()
+    table = [
+        (row["Id"] if args.no_trunc else row["Id"][:12], row["Image"],
+         _command_cell(row.get("Command", ""), truncate=not args.no_trunc), ago(int(row.get("Created") or 0), now=now),
+         row.get("Status", ""), _ports_cell(row.get("Ports") or []), ",".join(n.lstrip("/") for n in row["Names"]))
+        for row in rows
+    ]
+    print_table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"), table)
+    return 0
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    query = {"stdout": "1", "stderr": "1", "follow": "1" if args.follow else None, "tail": args.tail,
+             "timestamps": "1" if args.timestamps else None}
+    with _client(args).request("GET", f"/containers/{quote_name(args.container)}/logs", query=query) as response:
+        multiplexed = "multiplexed" in (response.getheader("Content-Type") or "")
+        _copy_output(lambda: response.read1(UPLOAD_BLOCK), multiplexed=multiplexed)
+    return 0
+
+
+def run_exec(args: argparse.Namespace) -> int:
+    client = _client(args)
+    spec: dict[str, Any] = {
+        "AttachStdin": args.interactive and not args.detach,
+        "AttachStdout": not args.detach,
+        "AttachStderr": not args.detach,
+        "Tty": args.tty,
+        "Cmd": [args.cmd, *args.args],
+        "Env": [f"{k}={v}" for k, v in _key_values(args.env, "-e").items()],
+        "User": args.user or "",
+        "WorkingDir": args.workdir or "",
+    }
+    if args.tty and (size := _terminal_size()):
+        spec["ConsoleSize"] = list(size)
+    body = json.dumps(spec).encode()
+    exec_id = client.json("POST", f"/containers/{quote_name(args.container)}/exec", body=body,
+                          headers=_json_headers(body))["Id"]
+    if args.detach:
+        start = json.dumps({"Detach": True, "Tty": args.tty}).encode()
+        with client.request("POST", f"/exec/{exec_id}/start", body=start, headers=_json_headers(start)) as response:
+            response.read()
+        return 0
+    conn = hijack(client, f"/exec/{exec_id}/start", body={"Detach": False, "Tty": args.tty})
+    _stream_session(conn, stdin=args.interactive, tty=args.tty)
+    code = client.json("GET", f"/exec/{exec_id}/json").get("ExitCode")
+    return int(code) if code is not None else 0
+
+
+def _each(args: argparse.Namespace, names: Sequence[str], act: Callable[[EngineClient, str], None]) -> int:
+    """Apply ``act`` to every name at once (as the docker CLI does: stopping five containers takes
+    one grace period, not five), printing each that worked in order; one line for all failures."""
+    client = _client(args)
+    client.ping()
+
+    def attempt(name: str) -> str | None:
+        try:
+            act(client, name)
+        except EngineError as exc:
+            return str(exc)
+        return None
+
+    if len(names) == 1:
+        results = [attempt(names[0])]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
+            results = list(pool.map(attempt, names))
+    failed = []
+    for name, error in zip(names, results, strict=True):
+        if error is None:
+            print(name)
+        else:
+            failed.append(error)
+    if failed:
+        raise EngineError("; ".join(failed))
+    return 0
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    query = {"t": args.time}
+    return _each(args, args.containers, lambda c, n: _post(c, f"/containers/{quote_name(n)}/stop", query=query))
+
+
+def run_kill(args: argparse.Namespace) -> int:
+    query = {"signal": args.signal}
+    return _each(args, args.containers, lambda c, n: _post(c, f"/containers/{quote_name(n)}/kill", query=query))
+
+
+def run_rm(args: argparse.Namespace) -> int:
+    query = {"force": "1" if args.force else None}
+
+    def remove(client: EngineClient, name: str) -> None:
+        with client.request("DELETE", f"/containers/{quote_name(name)}", query=query) as response:
+            response.read()
+
+    return _each(args, args.containers, remove)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    """Containers first, then images, as ``docker inspect`` looks them up."""
+    client = _client(args)
+    found = []
+    for name in args.names:
+        if "/" not in name:  # container names and ids never have one; image references may
+            try:
+                found.append(client.json("GET", f"/containers/{quote_name(name)}/json"))
+                continue
+            except EngineError as exc:
+                if "No such container" not in str(exc) and "not available" not in str(exc):
+                    raise
+        found.append(client.json("GET", f"/images/{quote_name(name)}/json"))  # else "No such image"
+    print(json.dumps(found, indent=4))
+    return 0
+
+
+def bytes_size(size: float) -> str:
+    """Binary units with at most four significant digits, as Docker's ``units.BytesSize``."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    unit = 0
+    while size >= 1024 and unit < len(units) - 1:
+        size /= 1024
+        unit += 1
+    return f"{size:.4g}{units[unit]}"
+
+
+def stats_row(stats: dict[str, Any]) -> tuple[str, ...]:
+    """One ``stats`` table row from a Docker stats object (the CLI's arithmetic)."""
+    cpu, pre = stats.get("cpu_stats") or {}, stats.get("precpu_stats") or {}
+    cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (pre.get("cpu_usage") or {}).get("total_usage", 0)
+    system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    cpu_percent = cpu_delta / system_delta * (cpu.get("online_cpus") or 1) * 100 if cpu_delta > 0 < system_delta else 0
+    memory = stats.get("memory_stats") or {}
+    detail = memory.get("stats") or {}
+    used = memory.get("usage", 0) - detail.get("total_inactive_file", detail.get("inactive_file", 0))
+    limit = memory.get("limit", 0)
+    nets = (stats.get("networks") or {}).values()
+    rx, tx = sum(n.get("rx_bytes", 0) for n in nets), sum(n.get("tx_bytes", 0) for n in nets)
+    return (
+        stats.get("id", "")[:12],
+        stats.get("name", "").lstrip("/"),
+        f"{cpu_percent:.2f}%",
+        f"{bytes_size(max(used, 0))} / {bytes_size(limit)}",
+        f"{(used / limit * 100) if limit else 0:.2f}%",
+        f"{units.human_size(rx)} / {units.human_size(tx)}",
+        "0B / 0B",
+        str((stats.get("pids_stats") or {}).get("current", 0)),
+    )
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = _client(args)
+    names = args.containers or [row["Id"] for row in _containers(client, all=False)]
+    header = ("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS")
+
+    def sample(name: str) -> dict[str, Any]:
+        return client.json("GET", f"/containers/{quote_name(name)}/stats", query={"stream": "0"})
+
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(names)))) as pool:
+        while True:
+            rows = [stats_row(s) for s in pool.map(sample, names)]
+            if not args.no_stream and sys.stdout.isatty():
+                sys.stdout.write("\033[2J\033[H")
+            print_table(header, rows)
+            sys.stdout.flush()
+            if args.no_stream:
+                return 0
+            time.sleep(0.5)
+
+
+def run_top(args: argparse.Namespace) -> int:
+    query = {"ps_args": " ".join(args.ps_args) if args.ps_args else None}
+    result = _client(args).json("GET", f"/containers/{quote_name(args.container)}/top", query=query) or {}
+    print_table(result.get("Titles") or [], result.get("Processes") or [])
+    return 0
+
+
 # ----------------------------------------------------------------------------------------- serve
 
 
 def run_serve(args: argparse.Namespace) -> int:
     import asyncio
-    import contextlib
     import logging
 
     from engine.daemon import server
@@ -495,15 +1117,14 @@ def run_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        uvloop.install()
     path = args.socket or os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET
-    daemon = server.EngineDaemon(root=args.root, socket_path=path, insecure_registries=args.insecure_registry)
+    daemon = server.EngineDaemon(root=args.root, socket_path=path, insecure_registries=args.insecure_registry,
+                                 runtime=args.runtime)
 
     def ready() -> None:
-        print(f"pinnace engine: serving the Docker Engine API on unix://{path} (root {args.root})",
+        service = daemon.context.containers if daemon.context is not None else None
+        runtime = f"containers on {service.manager.runtime} under conmon" if service else "no containers"
+        print(f"pinnace engine: serving the Docker Engine API on unix://{path} (root {args.root}; {runtime})",
               file=sys.stderr, flush=True)
 
     try:
@@ -520,6 +1141,7 @@ def _configure_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=DEFAULT_ROOT, help="state directory (default %(default)s)")
     p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
                    help="a registry to reach over plain HTTP (loopback ones always are)")
+    p.add_argument("--runtime", choices=("crun", "runc"), help="OCI runtime (default: crun if installed, else runc)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
 
 
@@ -571,13 +1193,87 @@ def _configure_build(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
 
 
-def _configure_names(p: argparse.ArgumentParser) -> None:
-    p.add_argument("names", nargs="+", metavar="IMAGE")
-
-
 def _configure_history(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", metavar="IMAGE")
     p.add_argument("--no-trunc", action="store_true", help="do not shorten ids and commands")
+
+
+def _configure_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("run_command", nargs=argparse.REMAINDER, metavar="COMMAND", help="command and arguments")
+    p.add_argument("-d", "--detach", action="store_true", help="run in the background and print the id")
+    p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open and send ours")
+    p.add_argument("-t", "--tty", action="store_true", help="give the container a terminal")
+    p.add_argument("--name", help="a name for the container")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:CONTAINER[:ro]")
+    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CONTAINER[/PROTO]")
+    p.add_argument("-w", "--workdir", help="working directory inside the container")
+    p.add_argument("-u", "--user", help="USER[:GROUP] to run as")
+    p.add_argument("--entrypoint", help="replace the image's entrypoint")
+    p.add_argument("--memory", "-m", help="memory limit, e.g. 64m")
+    p.add_argument("--cpus", help="CPUs' worth of time, e.g. 1.5")
+    p.add_argument("--pids-limit", help="maximum number of processes")
+    p.add_argument("--read-only", action="store_true", help="mount the root filesystem read-only")
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP")
+    p.add_argument("--privileged", action="store_true", help="every capability, no seccomp, all devices")
+    p.add_argument("--network", help="none, bridge (default) or host")
+
+
+def _configure_ps(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
+    p.add_argument("-q", "--quiet", action="store_true", help="only ids")
+    p.add_argument("--no-trunc", action="store_true", help="do not shorten ids and commands")
+
+
+def _configure_logs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
+    p.add_argument("-n", "--tail", default="all", help="only the last N lines (default all)")
+    p.add_argument("-t", "--timestamps", action="store_true", help="prefix each line with its time")
+
+
+def _configure_exec(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("cmd", metavar="COMMAND")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARG")
+    p.add_argument("-i", "--interactive", action="store_true", help="send our stdin")
+    p.add_argument("-t", "--tty", action="store_true", help="give the process a terminal")
+    p.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-u", "--user", help="USER[:GROUP] to run as")
+    p.add_argument("-w", "--workdir", help="working directory inside the container")
+
+
+def _configure_stop(p: argparse.ArgumentParser) -> None:
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.add_argument("-t", "--time", type=int, help="seconds to wait before killing (default: the container's, 10)")
+
+
+def _configure_kill(p: argparse.ArgumentParser) -> None:
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.add_argument("-s", "--signal", default="KILL", help="signal to send (default KILL)")
+
+
+def _configure_rm(p: argparse.ArgumentParser) -> None:
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.add_argument("-f", "--force", action="store_true", help="kill and remove a running container")
+
+
+def _configure_inspect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="+", metavar="NAME", help="containers or images")
+
+
+def _configure_stats(p: argparse.ArgumentParser) -> None:
+    p.add_argument("containers", nargs="*", metavar="CONTAINER", help="default: every running container")
+    p.add_argument("--no-stream", action="store_true", help="print one sample and exit")
+
+
+def _configure_top(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="PS_OPTIONS", help="ps options (default -ef)")
 
 
 def _configure_prune(p: argparse.ArgumentParser) -> None:
@@ -596,9 +1292,18 @@ SUBCOMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None], Ca
     ("load", "load images from a tar archive", _configure_load, run_load),
     ("save", "save images to a tar archive", _configure_save, run_save),
     ("build", "build an image from a Dockerfile", _configure_build, run_build),
-    ("inspect", "show images' details as JSON", _configure_names, run_inspect),
+    ("inspect", "show containers' or images' details as JSON", _configure_inspect, run_inspect),
     ("history", "show the layers of an image", _configure_history, run_history),
     ("prune", "remove unused images and their layers (garbage collection)", _configure_prune, run_prune),
+    ("run", "create and start a container", _configure_run, run_run),
+    ("ps", "list containers", _configure_ps, run_ps),
+    ("logs", "print a container's output", _configure_logs, run_logs),
+    ("exec", "run a command in a running container", _configure_exec, run_exec),
+    ("stop", "stop containers (stop signal, then KILL after a grace period)", _configure_stop, run_stop),
+    ("kill", "send a signal to containers", _configure_kill, run_kill),
+    ("rm", "remove containers", _configure_rm, run_rm),
+    ("stats", "show containers' resource usage", _configure_stats, run_stats),
+    ("top", "show a container's processes", _configure_top, run_top),
 )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from engine.daemon import archives, builds, errors, images, system, transfer
+from engine.daemon import archives, builds, containers, errors, events, execs, images, system, transfer
 from engine.daemon.context import API_VERSION, CONTEXT, ENGINE_VERSION, MIN_API_VERSION, EngineContext
 from engine.daemon.replies import json_response
 
@@ -40,6 +40,26 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/images/{name:.+}/push", transfer.push),
     ("POST", "/images/{name:.+}/tag", images.tag_image),
     ("DELETE", "/images/{name:.+}", images.remove_image),
+    ("POST", "/containers/create", containers.create_container),
+    ("GET", "/containers/json", containers.list_containers),
+    ("POST", "/containers/prune", containers.prune_containers),
+    ("GET", "/containers/{name}/json", containers.inspect_container),
+    ("POST", "/containers/{name}/start", containers.start_container),
+    ("POST", "/containers/{name}/stop", containers.stop_container),
+    ("POST", "/containers/{name}/restart", containers.restart_container),
+    ("POST", "/containers/{name}/kill", containers.kill_container),
+    ("POST", "/containers/{name}/wait", containers.wait_container),
+    ("POST", "/containers/{name}/attach", containers.attach_container),
+    ("POST", "/containers/{name}/resize", containers.resize_container),
+    ("GET", "/containers/{name}/logs", containers.container_logs),
+    ("GET", "/containers/{name}/stats", containers.container_stats),
+    ("GET", "/containers/{name}/top", containers.container_top),
+    ("POST", "/containers/{name}/exec", execs.create_exec),
+    ("DELETE", "/containers/{name}", containers.remove_container),
+    ("POST", "/exec/{id}/start", execs.start_exec),
+    ("POST", "/exec/{id}/resize", execs.resize_exec),
+    ("GET", "/exec/{id}/json", execs.inspect_exec),
+    ("GET", "/events", events.events),
 )
 VERSION_PREFIX = r"/{api_version:v[0-9]+\.[0-9]+}"
 

@@ -1,6 +1,9 @@
 """What every handler of the daemon shares: the image store, registry clients and a scratch dir.
 
-One ``EngineContext`` per daemon, stored on the aiohttp app under ``CONTEXT``. Registry access
+One ``EngineContext`` per daemon, stored on the aiohttp app under ``CONTEXT``. The container half
+(``containers``: the ``ContainerService`` over conmon + crun, its ``events`` and ``execs``) is
+present only when the host has a runtime and conmon; container endpoints otherwise answer 503 with
+``containers_unavailable``. Registry access
 uses one long-lived client (credentials from the daemon's docker ``config.json``), or a short-lived
 one when a request brings its own credentials in ``X-Registry-Auth``, so one user's login never
 leaks into another's pull.
@@ -14,16 +17,37 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from engine.daemon.errors import ApiError
 from engine.images.auth import Credentials
 from engine.images.registry import RegistryClient
 from engine.images.store import ImageStore
 
+if TYPE_CHECKING:
+    from engine.daemon.service import ContainerService
+
 API_VERSION = "1.43"
 MIN_API_VERSION = "1.24"
 ENGINE_VERSION = "0.1.0"
+
+
+class ContainersUnavailable(ApiError):
+    status = 503
+
+
+def _event_bus() -> Any:
+    from engine.daemon.events import EventBus  # events imports this module
+
+    return EventBus()
+
+
+def _exec_registry() -> Any:
+    from engine.daemon.execs import ExecRegistry  # execs imports this module
+
+    return ExecRegistry()
 
 
 @dataclass
@@ -33,7 +57,17 @@ class EngineContext:
     socket_path: Path
     insecure_registries: tuple[str, ...] = ()
     registry_timeout: float = 30.0
+    containers: ContainerService | None = None
+    containers_unavailable: str = "containers are not available on this daemon"
+    events: Any = field(default_factory=_event_bus)  # events.EventBus
+    execs: Any = field(default_factory=_exec_registry)  # execs.ExecRegistry
     _registry: RegistryClient | None = field(default=None, repr=False)
+
+    def require_containers(self) -> ContainerService:
+        """The container service, or a 503 saying why this daemon has none."""
+        if self.containers is None:
+            raise ContainersUnavailable(self.containers_unavailable)
+        return self.containers
 
     @property
     def scratch(self) -> Path:

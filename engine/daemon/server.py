@@ -2,7 +2,10 @@
 
 Start-up order: the state dir (and an emptied scratch dir), the host's cgroup set-up from
 ``engine.runtime.hostsetup`` when that module exists (containers need it; images do not), the
-store, then the unix socket. A socket file left by a dead daemon is replaced; one a live daemon
+store, the container half (a ``ContainerManager`` on crun, else runc, with conmon; it ``load``s
+the containers a previous daemon left running, which kept running while no daemon was up), then
+the unix socket. Without conmon or an OCI runtime the daemon still serves images and says why
+container calls fail. A socket file left by a dead daemon is replaced; one a live daemon
 still answers on is refused, so two daemons never share a root by accident.
 """
 
@@ -25,12 +28,14 @@ from aiohttp import web
 
 from engine.daemon.app import make_app
 from engine.daemon.context import EngineContext
+from engine.daemon.events import EventBus
 from engine.images.store import ImageStore
 
 log = logging.getLogger(__name__)
 
 SOCKET_MODE = 0o660
 SHUTDOWN_TIMEOUT = 5.0
+RUNTIMES = ("crun", "runc")  # in order of preference
 
 
 class DaemonError(RuntimeError):
@@ -70,6 +75,16 @@ def claim_socket(path: Path) -> None:
     raise DaemonError(f"another engine daemon is already listening on {path}")
 
 
+def pick_runtime(wanted: str | None = None) -> tuple[str | None, str]:
+    """(runtime, "") for the OCI runtime to use, or (None, why containers are unavailable)."""
+    if shutil.which("conmon") is None:
+        return None, "containers are not available: conmon is not installed"
+    for name in (wanted,) if wanted else RUNTIMES:
+        if shutil.which(name):
+            return name, ""
+    return None, f"containers are not available: no OCI runtime ({wanted or ' or '.join(RUNTIMES)}) is installed"
+
+
 def prepare_root(root: Path, scratch: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(scratch, ignore_errors=True)
@@ -90,12 +105,16 @@ class EngineDaemon:
         insecure_registries: Iterable[str] = (),
         registry_timeout: float = 30.0,
         host_setup: Callable[[], object] = run_host_setup,
+        runtime: str | None = None,
+        containers: bool = True,
     ) -> None:
         self.root = Path(root)
         self.socket_path = Path(socket_path)
         self.insecure_registries = tuple(insecure_registries)
         self.registry_timeout = registry_timeout
         self._host_setup = host_setup
+        self._runtime = runtime
+        self._with_containers = containers
         self.context: EngineContext | None = None
         self._runner: web.AppRunner | None = None
         self._listening = False  # the socket file is ours to remove
@@ -112,10 +131,11 @@ class EngineDaemon:
         try:
             await asyncio.to_thread(prepare_root, self.root, self.context.scratch)
             await asyncio.to_thread(self._host_setup)
+            await asyncio.to_thread(claim_socket, self.socket_path)  # before loading: one daemon per root
+            await self._open_containers(self.context)
             runner = web.AppRunner(make_app(self.context), shutdown_timeout=SHUTDOWN_TIMEOUT)
             await runner.setup()
             self._runner = runner
-            await asyncio.to_thread(claim_socket, self.socket_path)
             await web.UnixSite(runner, str(self.socket_path)).start()
             self._listening = True
             os.chmod(self.socket_path, SOCKET_MODE)
@@ -123,6 +143,32 @@ class EngineDaemon:
             await self.stop()
             raise
         log.info("engine daemon serving on unix://%s (root %s)", self.socket_path, self.root)
+
+    async def _open_containers(self, context: EngineContext) -> None:
+        """The container service, with the containers a previous daemon left (see module doc)."""
+        runtime, why = pick_runtime(self._runtime)
+        if not self._with_containers:
+            runtime, why = None, "containers are disabled on this daemon"
+        if runtime is None:
+            context.containers_unavailable = why
+            log.warning("%s", why)
+            return
+        from engine.containers.manager import ContainerManager  # only a daemon with containers pays for it
+        from engine.daemon.network import Networks
+        from engine.daemon.service import ContainerService
+
+        networks = Networks(self.root)
+        await asyncio.to_thread(networks.prepare)
+        events: EventBus = context.events
+        service = ContainerService(ContainerManager(self.root, context.store, runtime=runtime),
+                                   networks=networks, events=events)
+        service.on_remove(context.execs.forget_container)
+        context.store.in_use = service.image_in_use
+        context.containers = service
+        found = await service.load()
+        running = sum(1 for c in found if c.running)
+        bridge = "bridge network ready" if networks.bridge_available else networks.unavailable_reason
+        log.info("containers: runtime %s under conmon; %d found (%d running); %s", runtime, len(found), running, bridge)
 
     def _open_store(self) -> ImageStore:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -132,6 +178,9 @@ class EngineDaemon:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.context is not None and self.context.containers is not None:
+            await self.context.containers.close()  # the containers themselves keep running
+            self.context.containers = None
         if self._listening:
             self._listening = False
             with contextlib.suppress(FileNotFoundError):

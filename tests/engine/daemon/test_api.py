@@ -41,7 +41,7 @@ async def test_version_prefix_and_unknown_paths(api: TestClient):
         resp = await api.get(path)
         assert resp.status == 400
         assert "supported API version" in (await resp.json())["message"]
-    resp = await api.get("/v1.43/containers/json")
+    resp = await api.get("/v1.43/nothing/here")
     assert resp.status == 404 and await resp.json() == {"message": "page not found"}
     assert resp.headers["Api-Version"] == API_VERSION
 
