@@ -1118,13 +1118,15 @@ def run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     path = args.socket or os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET
+    cri = None if args.no_cri else (args.cri_socket or os.path.join(os.path.dirname(path), "cri.sock"))
     daemon = server.EngineDaemon(root=args.root, socket_path=path, insecure_registries=args.insecure_registry,
-                                 runtime=args.runtime)
+                                 runtime=args.runtime, cri_socket=cri)
 
     def ready() -> None:
         service = daemon.context.containers if daemon.context is not None else None
         runtime = f"containers on {service.manager.runtime} under conmon" if service else "no containers"
-        print(f"pinnace engine: serving the Docker Engine API on unix://{path} (root {args.root}; {runtime})",
+        served = f" and the CRI on unix://{cri}" if cri and service else ""
+        print(f"pinnace engine: serving the Docker Engine API on unix://{path}{served} (root {args.root}; {runtime})",
               file=sys.stderr, flush=True)
 
     try:
@@ -1142,6 +1144,8 @@ def _configure_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
                    help="a registry to reach over plain HTTP (loopback ones always are)")
     p.add_argument("--runtime", choices=("crun", "runc"), help="OCI runtime (default: crun if installed, else runc)")
+    p.add_argument("--cri-socket", help="unix socket of the CRI v1 gRPC server (default: cri.sock beside --socket)")
+    p.add_argument("--no-cri", action="store_true", help="do not serve the CRI")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
 
 

@@ -23,6 +23,7 @@ import stat
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -107,6 +108,7 @@ class EngineDaemon:
         host_setup: Callable[[], object] = run_host_setup,
         runtime: str | None = None,
         containers: bool = True,
+        cri_socket: str | os.PathLike[str] | None = None,
     ) -> None:
         self.root = Path(root)
         self.socket_path = Path(socket_path)
@@ -115,6 +117,9 @@ class EngineDaemon:
         self._host_setup = host_setup
         self._runtime = runtime
         self._with_containers = containers
+        #: where to serve the Kubernetes CRI (gRPC) too; None: not at all
+        self.cri_socket = Path(cri_socket) if cri_socket is not None else None
+        self._cri: Any = None
         self.context: EngineContext | None = None
         self._runner: web.AppRunner | None = None
         self._listening = False  # the socket file is ours to remove
@@ -133,6 +138,7 @@ class EngineDaemon:
             await asyncio.to_thread(self._host_setup)
             await asyncio.to_thread(claim_socket, self.socket_path)  # before loading: one daemon per root
             await self._open_containers(self.context)
+            await self._open_cri(self.context)
             runner = web.AppRunner(make_app(self.context), shutdown_timeout=SHUTDOWN_TIMEOUT)
             await runner.setup()
             self._runner = runner
@@ -170,6 +176,20 @@ class EngineDaemon:
         bridge = "bridge network ready" if networks.bridge_available else networks.unavailable_reason
         log.info("containers: runtime %s under conmon; %d found (%d running); %s", runtime, len(found), running, bridge)
 
+    async def _open_cri(self, context: EngineContext) -> None:
+        """The CRI v1 server on its own socket, over the same store and containers (the kubelet's way in)."""
+        if self.cri_socket is None:
+            return
+        if context.containers is None:
+            log.warning("CRI not served: %s", context.containers_unavailable)
+            return
+        from engine.cri.server import CRIServer  # gRPC is only loaded by daemons that serve the CRI
+
+        self._cri = CRIServer(store=context.store, containers=context.containers.manager,
+                              socket_path=self.cri_socket, registries=context.registry)
+        await self._cri.start()
+        log.info("CRI v1 serving on unix://%s", self.cri_socket)
+
     def _open_store(self) -> ImageStore:
         self.root.mkdir(parents=True, exist_ok=True)
         return ImageStore(self.root)
@@ -178,6 +198,9 @@ class EngineDaemon:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._cri is not None:
+            await self._cri.stop()
+            self._cri = None
         if self.context is not None and self.context.containers is not None:
             await self.context.containers.close()  # the containers themselves keep running
             self.context.containers = None
