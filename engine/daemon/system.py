@@ -91,17 +91,19 @@ def _os_name() -> str:
 
 def _info(ctx: EngineContext) -> dict[str, Any]:
     images = ctx.store.images()
+    containers = ctx.containers.manager.list(all=True) if ctx.containers is not None else []
+    running = sum(1 for c in containers if c.running)
     return {
         "ID": (ctx.root / "engine-id").read_text().strip() if (ctx.root / "engine-id").exists() else "",
-        "Containers": 0,
-        "ContainersRunning": 0,
+        "Containers": len(containers),
+        "ContainersRunning": running,
         "ContainersPaused": 0,
-        "ContainersStopped": 0,
+        "ContainersStopped": len(containers) - running,
         "Images": len(images),
         "Driver": "overlay",
         "DriverStatus": [["Backing Filesystem", "overlayfs snapshots"]],
         "DockerRootDir": str(ctx.root),
-        "Plugins": {"Volume": [], "Network": [], "Authorization": None, "Log": ["k8s-file"]},
+        "Plugins": {"Volume": [], "Network": [], "Authorization": None, "Log": ["json-file"]},
         "MemoryLimit": True,
         "SwapLimit": False,
         "KernelMemory": False,
@@ -118,7 +120,7 @@ def _info(ctx: EngineContext) -> dict[str, Any]:
         "NGoroutines": 0,
         "OomKillDisable": False,
         "SystemTime": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
-        "LoggingDriver": "k8s-file",
+        "LoggingDriver": "json-file",  # what container inspect reports too (the SDK checks it)
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": _cgroup_version(),
         "NEventsListener": 0,

@@ -89,7 +89,11 @@ async def test_lifecycle_statuses_and_events(capi):
     exited = await (await client.get("/containers/json", params={"filters": json.dumps({"exited": ["3"]})})).json()
     assert [r["Names"] for r in exited] == [["/one"]]
 
+    info = await (await client.get("/info")).json()
+    assert (info["Containers"], info["ContainersRunning"], info["ContainersStopped"]) == (1, 0, 1)
+
     assert (await client.delete("/containers/one")).status == 204
+    assert (await (await client.get("/info")).json())["Containers"] == 0
     missing = await client.get(f"/containers/{cid}/json")
     assert missing.status == 404 and (await missing.json())["message"] == f"No such container: {cid}"
     actions = [e["Action"] for e in ctx.events.history() if e["id"] == cid]
