@@ -52,6 +52,7 @@ bench: setup
 	@$(MAKE) --no-print-directory system-deps APT_PACKAGES="$(BENCH_PACKAGES)"
 	$(PY) -m bench.api
 	$(PY) -m bench.images
+	$(PY) -m bench.engine
 	$(PY) -m bench.cni
 	$(PY) -m bench.scheduler
 
