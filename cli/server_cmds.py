@@ -1,4 +1,10 @@
-"""``pinnace server`` and ``pinnace kubeconfig``."""
+"""``pinnace server`` and ``pinnace kubeconfig``.
+
+``pinnace server`` serves the API in this process and, unless ``--no-controllers``, supervises the
+controller-manager and the scheduler as child processes (see ``cli.supervisor``): their output goes
+to this process's stderr prefixed with ``[controller-manager]`` / ``[scheduler]``, their PIDs to
+``<data dir>/controller-manager.pid`` and ``<data dir>/scheduler.pid``.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ def configure_server(p: argparse.ArgumentParser) -> None:
     p.add_argument("--etcd-keyfile", help="private key of --etcd-certfile")
     p.add_argument("--tls-san", action="append", default=[], help="extra host name or IP for the serving cert")
     p.add_argument("--controllers", type=lambda v: [n for n in v.split(",") if n],
-                   help="comma-separated controllers to run in-process (default: all)")
+                   help="comma-separated controllers the controller-manager child runs (default: all)")
     p.add_argument("--no-controllers", action="store_true",
                    help="run the API server alone (controllers and scheduler run elsewhere, or in tests)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
@@ -35,10 +41,7 @@ def _check_port(port: int) -> None:
 async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from apiserver.server import ApiServer
     from apiserver.storage.interface import StorageError
-    from controllers.manager import ControllerManager
-    from machinery.client import ApiClient
-    from machinery.kubeconfig import load_kubeconfig
-    from scheduler.scheduler import Scheduler
+    from cli.supervisor import Supervisor, control_plane_children
 
     data_dir = Path(args.data_dir)
     server = ApiServer(data_dir, host=args.host, port=args.port, extra_hosts=args.tls_san,
@@ -53,16 +56,14 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         if args.no_controllers:
             await stop.wait()
             return
-        async with ApiClient(load_kubeconfig(str(server.kubeconfig))) as client:
-            controllers = ControllerManager(client, names=args.controllers or None)
-            scheduler = Scheduler(client)
-            await controllers.start()
-            await scheduler.start()
-            try:
-                await stop.wait()
-            finally:
-                await scheduler.stop()
-                await controllers.stop()
+        children = control_plane_children(kubeconfig=Path(server.kubeconfig), controllers=args.controllers,
+                                          verbose=args.verbose)
+        supervisor = Supervisor(children, run_dir=data_dir)
+        await supervisor.start()
+        try:
+            await stop.wait()
+        finally:
+            await supervisor.stop()  # before the API server goes, so the children can release their Lease
     finally:
         await server.stop()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cli import engine_cmds
+from cli import engine_client, engine_images
 from tests.engine.daemon.engine_env import (
     REGISTRY_BIN,
     REPO,
@@ -102,13 +102,13 @@ def test_serve_replaces_a_stale_socket(tmp_path: Path):
 def test_a_silent_daemon_is_one_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import socket
 
-    monkeypatch.setattr(engine_cmds, "PING_TIMEOUT", 0.3)
+    monkeypatch.setattr(engine_client, "PING_TIMEOUT", 0.3)
     path = tmp_path / "silent.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
         silent.bind(str(path))
         silent.listen()  # accepts connections, never answers: a hung daemon
-        with pytest.raises(engine_cmds.EngineError, match="does not answer"):
-            engine_cmds.EngineClient(str(path)).json("GET", "/images/json")
+        with pytest.raises(engine_client.EngineError, match="does not answer"):
+            engine_client.EngineClient(str(path)).json("GET", "/images/json")
 
 
 def test_client_does_not_import_aiohttp(tmp_path: Path):
@@ -240,24 +240,24 @@ def test_context_tar_honours_dockerignore(tmp_path: Path):
     (context / ".dockerignore").write_text("big\n!big/keep\n*.key\nDockerfile\n")
     outside = tmp_path / "other.Dockerfile"
     outside.write_text("FROM scratch\n")
-    spool, name = engine_cmds._context_tar(context, None)
+    spool, name = engine_images._context_tar(context, None)
     with spool, tarfile.open(fileobj=spool) as tf:
         names = set(tf.getnames())
         assert all(m.uid == 0 and m.gid == 0 for m in tf.getmembers())
     assert name == "Dockerfile"
     assert names == {".dockerignore", "Dockerfile", "app.txt", "big/keep", "big/keep/yes.txt"}
-    spool, name = engine_cmds._context_tar(context, outside)
+    spool, name = engine_images._context_tar(context, outside)
     with spool, tarfile.open(fileobj=spool) as tf:
         assert name.startswith(".dockerfile.") and name in tf.getnames()
     (context / ".dockerignore").write_text("[unclosed\n")
-    with pytest.raises(engine_cmds.EngineError):
-        engine_cmds._context_tar(context, None)
+    with pytest.raises(engine_client.EngineError):
+        engine_images._context_tar(context, None)
 
 
 def test_helpers():
-    assert engine_cmds.split_repo_tag("localhost:5000/x:1") == ("localhost:5000/x", "1")
-    assert engine_cmds.split_repo_tag("localhost:5000/x") == ("localhost:5000/x", "")
-    assert engine_cmds.split_repo_tag("busybox@sha256:" + "a" * 64) == ("busybox", "")
-    assert engine_cmds.quote_name("localhost:5000/x:1") == "localhost:5000/x:1"
-    assert engine_cmds.quote_name("a b") == "a%20b"
-    assert engine_cmds.ago(0) == "N/A" and engine_cmds.ago(1000, now=1000 + 7200) == "2 hours ago"
+    assert engine_client.split_repo_tag("localhost:5000/x:1") == ("localhost:5000/x", "1")
+    assert engine_client.split_repo_tag("localhost:5000/x") == ("localhost:5000/x", "")
+    assert engine_client.split_repo_tag("busybox@sha256:" + "a" * 64) == ("busybox", "")
+    assert engine_client.quote_name("localhost:5000/x:1") == "localhost:5000/x:1"
+    assert engine_client.quote_name("a b") == "a%20b"
+    assert engine_client.ago(0) == "N/A" and engine_client.ago(1000, now=1000 + 7200) == "2 hours ago"

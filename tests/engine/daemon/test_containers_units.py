@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cli import engine_cmds
+from cli import engine_client, engine_containers
 from engine.containers.config import ContainerConfig
 from engine.containers.errors import InvalidArgument
 from engine.containers.layout import ContainerPaths
@@ -179,7 +179,7 @@ def test_stats_shape_feeds_the_cli_arithmetic(tmp_path: Path):
     doc = ctrshapes.stats(c, sample=after, previous=before, read="r", preread="p", host_memory=8 << 20,
                           networks={"eth0": {"rx_bytes": 1500, "tx_bytes": 20}})
     assert doc["memory_stats"]["limit"] == 8 << 20
-    row = engine_cmds.stats_row(doc)
+    row = engine_containers.stats_row(doc)
     assert row[:2] == ("f" * 12, "c1")
     assert row[2] == "50.00%"  # 2500 / 10000 x 2 CPUs
     assert row[3] == "2MiB / 8MiB" and row[4] == "25.00%"
@@ -398,36 +398,36 @@ async def test_pump_forwards_both_ways_and_notices_a_client_leaving(tmp_path: Pa
 
 
 def test_cli_parses_sizes_and_ports():
-    assert engine_cmds.parse_bytes("32m", "--memory") == 32 << 20
-    assert engine_cmds.parse_bytes("1.5g", "--memory") == 3 << 29
-    assert engine_cmds.parse_bytes("4096", "--memory") == 4096
+    assert engine_containers.parse_bytes("32m", "--memory") == 32 << 20
+    assert engine_containers.parse_bytes("1.5g", "--memory") == 3 << 29
+    assert engine_containers.parse_bytes("4096", "--memory") == 4096
     for bad in ("lots", "5q", ""):
-        with pytest.raises(engine_cmds.EngineError):
-            engine_cmds.parse_bytes(bad, "--memory")
-    exposed, bindings = engine_cmds._port_bindings(["8080:80", "127.0.0.1:53:53/udp", "9000"])
+        with pytest.raises(engine_client.EngineError):
+            engine_containers.parse_bytes(bad, "--memory")
+    exposed, bindings = engine_containers._port_bindings(["8080:80", "127.0.0.1:53:53/udp", "9000"])
     assert exposed == {"80/tcp": {}, "53/udp": {}, "9000/tcp": {}}
     assert bindings["80/tcp"] == [{"HostIp": "", "HostPort": "8080"}]
     assert bindings["53/udp"] == [{"HostIp": "127.0.0.1", "HostPort": "53"}]
     assert bindings["9000/tcp"] == [{"HostIp": "", "HostPort": ""}]
-    with pytest.raises(engine_cmds.EngineError):
-        engine_cmds._port_bindings(["a:b"])
+    with pytest.raises(engine_client.EngineError):
+        engine_containers._port_bindings(["a:b"])
 
 
 def test_cli_run_body_is_what_the_daemon_parses():
-    parser = engine_cmds.argparse.ArgumentParser()
-    engine_cmds._configure_run(parser)
+    parser = engine_containers.argparse.ArgumentParser()
+    engine_containers._configure_run(parser)
     args = parser.parse_args(["--rm", "-e", "A=1", "-v", "/tmp:/t:ro", "-p", "8080:80", "--name", "n", "-w", "/t",
                               "-u", "1:1", "--memory", "64m", "--cpus", "0.5", "--pids-limit", "30", "--read-only",
                               "--cap-add", "NET_ADMIN", "--cap-drop", "CHOWN", "--network", "none", "busybox",
                               "sh", "-c", "echo -e x"])
-    req = createbody.parse(engine_cmds._run_body(args), name=args.name)
+    req = createbody.parse(engine_containers._run_body(args), name=args.name)
     c = req.config
     assert c.command == ["sh", "-c", "echo -e x"] and c.env == ("A=1",) and c.workdir == "/t" and c.user == "1:1"
     assert (c.resources.memory, c.resources.cpus, c.resources.pids_limit) == (64 << 20, 0.5, 30)
     assert c.readonly_rootfs and tuple(c.cap_add) == ("NET_ADMIN",) and tuple(c.cap_drop) == ("CHOWN",)
     assert req.auto_remove and req.network_mode == "none" and c.mounts[0].readonly
-    with pytest.raises(engine_cmds.EngineError, match="--cpus"):
-        engine_cmds._run_body(parser.parse_args(["--cpus", "many", "busybox"]))
+    with pytest.raises(engine_client.EngineError, match="--cpus"):
+        engine_containers._run_body(parser.parse_args(["--cpus", "many", "busybox"]))
 
 
 def test_api_errors_keep_their_status():

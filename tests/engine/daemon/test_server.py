@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.engine_cmds import EngineClient
+from cli.engine_client import EngineClient
 from engine.daemon import server
 
 
