@@ -55,6 +55,7 @@ bench: setup
 	$(PY) -m bench.engine
 	$(PY) -m bench.cni
 	$(PY) -m bench.scheduler
+	$(PY) -m bench.controllers
 
 # regenerate the etcd v3 gRPC stubs from apiserver/storage/etcd_proto/rpc.proto
 proto: setup

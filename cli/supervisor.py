@@ -28,6 +28,7 @@ log = logging.getLogger("pinnace.supervisor")
 
 PR_SET_PDEATHSIG = 1
 STABLE_AFTER = 10.0  # seconds a child must stay up before its back-off resets
+LINE_LIMIT = 1 << 20  # longest output line passed on whole
 
 
 @dataclass(frozen=True)
@@ -77,18 +78,22 @@ class _Child:
         backoff = self.min_backoff
         while True:
             started = time.monotonic()
-            self.process = await asyncio.create_subprocess_exec(
-                *self.spec.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, preexec_fn=_die_with_parent(os.getpid()))
-            await asyncio.to_thread(self.pid_file.write_text, f"{self.process.pid}\n")
-            log.info("started %s (pid %d)", self.spec.name, self.process.pid)
-            pump = asyncio.create_task(self._pump(self.process))
-            code = await self.process.wait()
-            await pump
-            if time.monotonic() - started > STABLE_AFTER:
-                backoff = self.min_backoff
-            log.warning("%s (pid %d) exited with %s; restarting in %.1fs",
-                        self.spec.name, self.process.pid, code, backoff)
+            try:
+                self.process = await asyncio.create_subprocess_exec(
+                    *self.spec.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT, preexec_fn=_die_with_parent(os.getpid()), limit=LINE_LIMIT)
+            except OSError as exc:
+                log.error("cannot start %s: %s; retrying in %.1fs", self.spec.name, exc, backoff)
+            else:
+                await asyncio.to_thread(self.pid_file.write_text, f"{self.process.pid}\n")
+                log.info("started %s (pid %d)", self.spec.name, self.process.pid)
+                pump = asyncio.create_task(self._pump(self.process))
+                code = await self.process.wait()
+                await pump
+                if time.monotonic() - started > STABLE_AFTER:
+                    backoff = self.min_backoff
+                log.warning("%s (pid %d) exited with %s; restarting in %.1fs",
+                            self.spec.name, self.process.pid, code, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff)
             self.restarts += 1
@@ -97,7 +102,13 @@ class _Child:
         """Copy the child's output to our stderr, one prefixed line at a time."""
         assert process.stdout is not None
         prefix = f"[{self.spec.name}] ".encode()
-        while line := await process.stdout.readline():
+        while True:
+            try:
+                line = await process.stdout.readline()
+            except ValueError:  # a line longer than LINE_LIMIT: pass on what is buffered
+                line = await process.stdout.read(LINE_LIMIT) + b"\n"
+            if not line:
+                return
             sys.stderr.buffer.write(prefix + line)
             sys.stderr.buffer.flush()
 
