@@ -15,8 +15,8 @@ import asyncio
 import base64
 import binascii
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import grpc
@@ -30,42 +30,11 @@ from engine.cri.servicer import translate_errors
 from engine.images.auth import Credentials
 from engine.images.errors import ImageNotFound
 from engine.images.reference import parse_reference
-from engine.images.registry import RegistryClient
+from engine.images.registry import RegistryClient, RegistryPool
 from engine.images.store import Image, ImageStore
 
 # credentials (or None) -> a registry client for one request; EngineContext.registry has this shape
 RegistryFactory = Callable[[Mapping[str, Credentials] | None], AbstractAsyncContextManager[RegistryClient]]
-
-
-class Registries:
-    """One shared client for anonymous/config-file pulls, a private one per request with credentials."""
-
-    def __init__(self, store: ImageStore, *, insecure: Iterable[str] = (), timeout: float = 30.0) -> None:
-        self.store = store
-        self.insecure = tuple(insecure)
-        self.timeout = timeout
-        self._shared: RegistryClient | None = None
-
-    def _client(self, credentials: Mapping[str, Credentials] | None) -> RegistryClient:
-        return RegistryClient(self.store, credentials=credentials, insecure=self.insecure, timeout=self.timeout)
-
-    @asynccontextmanager
-    async def __call__(self, credentials: Mapping[str, Credentials] | None = None) -> AsyncIterator[RegistryClient]:
-        if not credentials:
-            if self._shared is None:
-                self._shared = self._client(None)
-            yield self._shared
-            return
-        client = self._client(credentials)
-        try:
-            yield client
-        finally:
-            await client.close()
-
-    async def close(self) -> None:
-        if self._shared is not None:
-            await self._shared.close()
-            self._shared = None
 
 
 def credentials_of(auth: pb.AuthConfig, image: str) -> dict[str, Credentials] | None:
@@ -127,7 +96,7 @@ class ImageService(pb_grpc.ImageServiceServicer):
         in_use: Callable[[str], str | None] | None = None,
     ) -> None:
         self.store = store
-        self.registries = registries or Registries(store)
+        self.registries = registries or RegistryPool(store)
         self.in_use = in_use
 
     def _find(self, text: str) -> Image | None:

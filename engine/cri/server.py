@@ -30,13 +30,14 @@ import grpc
 
 from engine.containers.manager import ContainerManager
 from engine.cri.cni import CNI, DEFAULT_BIN_DIRS, DEFAULT_CONF_DIR
-from engine.cri.image_service import ImageService, Registries, RegistryFactory
+from engine.cri.image_service import ImageService, RegistryFactory
 from engine.cri.namespaces import DEFAULT_RUN_DIR
 from engine.cri.proto import api_pb2_grpc as pb_grpc
 from engine.cri.runtime_service import RuntimeService
 from engine.cri.sandboxes import SandboxManager
 from engine.cri.streaming import StreamingServer
 from engine.images.errors import ImageError
+from engine.images.registry import RegistryPool
 from engine.images.store import ImageStore
 from engine.runtime import hostsetup
 
@@ -98,7 +99,7 @@ class CRIServer:
         )
         self.streaming = StreamingServer(port=streaming_port)
         self._own_registries = registries is None
-        self.registries = registries or Registries(store)
+        self.registries = registries or RegistryPool(store)
         self.runtime = RuntimeService(
             sandboxes=self.sandboxes, containers=containers, store=store, streaming=self.streaming
         )
@@ -138,7 +139,7 @@ class CRIServer:
             with contextlib.suppress(FileNotFoundError):
                 self.socket_path.unlink()
         await self.streaming.stop()
-        if self._own_registries and isinstance(self.registries, Registries):
+        if self._own_registries and isinstance(self.registries, RegistryPool):
             await self.registries.close()
 
 

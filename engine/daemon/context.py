@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from aiohttp import web
 
 from engine.daemon.errors import ApiError
 from engine.images.auth import Credentials
-from engine.images.registry import RegistryClient
+from engine.images.registry import RegistryClient, RegistryPool
 from engine.images.store import ImageStore
 
 if TYPE_CHECKING:
@@ -61,7 +61,10 @@ class EngineContext:
     containers_unavailable: str = "containers are not available on this daemon"
     events: Any = field(default_factory=_event_bus)  # events.EventBus
     execs: Any = field(default_factory=_exec_registry)  # execs.ExecRegistry
-    _registry: RegistryClient | None = field(default=None, repr=False)
+    registries: RegistryPool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.registries = RegistryPool(self.store, insecure=self.insecure_registries, timeout=self.registry_timeout)
 
     def require_containers(self) -> ContainerService:
         """The container service, or a 503 saying why this daemon has none."""
@@ -74,27 +77,10 @@ class EngineContext:
         """The daemon's own temp space (uploads, build contexts): emptied at every start."""
         return self.root / "daemon-tmp"
 
-    def _client(self, credentials: Mapping[str, Credentials] | None) -> RegistryClient:
-        return RegistryClient(
-            self.store,
-            credentials=credentials,
-            insecure=self.insecure_registries,
-            timeout=self.registry_timeout,
-        )
-
-    @contextlib.asynccontextmanager
-    async def registry(self, credentials: Mapping[str, Credentials] | None = None) -> AsyncIterator[RegistryClient]:
+    def registry(self, credentials: Mapping[str, Credentials] | None = None
+                 ) -> contextlib.AbstractAsyncContextManager[RegistryClient]:
         """The shared client, or a private one for a request's own credentials."""
-        if not credentials:
-            if self._registry is None:
-                self._registry = self._client(None)
-            yield self._registry
-            return
-        client = self._client(credentials)
-        try:
-            yield client
-        finally:
-            await client.close()
+        return self.registries(credentials)
 
     @contextlib.contextmanager
     def scratch_dir(self, prefix: str) -> Iterator[Path]:
@@ -107,9 +93,7 @@ class EngineContext:
             shutil.rmtree(path, ignore_errors=True)
 
     async def close(self) -> None:
-        if self._registry is not None:
-            await self._registry.close()
-            self._registry = None
+        await self.registries.close()
 
 
 CONTEXT = web.AppKey("engine_context", EngineContext)

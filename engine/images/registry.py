@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from engine.images.auth import Authenticator, Credentials
@@ -78,3 +79,35 @@ class RegistryClient:
 
     async def __aexit__(self, *_: object) -> None:
         await self.close()
+
+
+class RegistryPool:
+    """One shared client for anonymous and config-file pulls, a private one per request that brings
+    its own credentials (closed after it). The daemon's API and the CRI both pull through one."""
+
+    def __init__(self, store: ImageStore, *, insecure: Iterable[str] = (), timeout: float = 30.0) -> None:
+        self.store = store
+        self.insecure = tuple(insecure)
+        self.timeout = timeout
+        self._shared: RegistryClient | None = None
+
+    def _client(self, credentials: Mapping[str, Credentials] | None) -> RegistryClient:
+        return RegistryClient(self.store, credentials=credentials, insecure=self.insecure, timeout=self.timeout)
+
+    @asynccontextmanager
+    async def __call__(self, credentials: Mapping[str, Credentials] | None = None) -> AsyncIterator[RegistryClient]:
+        if not credentials:
+            if self._shared is None:
+                self._shared = self._client(None)
+            yield self._shared
+            return
+        client = self._client(credentials)
+        try:
+            yield client
+        finally:
+            await client.close()
+
+    async def close(self) -> None:
+        if self._shared is not None:
+            await self._shared.close()
+            self._shared = None
