@@ -20,14 +20,13 @@ import contextlib
 import logging
 import os
 import signal
-import socket
-import stat
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import grpc
 
+from engine import unixsocket
 from engine.containers.manager import ContainerManager
 from engine.cri.cni import CNI, DEFAULT_BIN_DIRS, DEFAULT_CONF_DIR
 from engine.cri.image_service import ImageService, RegistryFactory
@@ -55,24 +54,8 @@ class ServerError(RuntimeError):
 
 
 def claim_socket(path: Path) -> None:
-    """Free ``path`` for our socket: a stale socket goes, a live one (or a non-socket) is refused."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise ServerError(f"{path} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1.0)
-        probe.connect(str(path))
-    except OSError:
-        path.unlink()
-        return
-    finally:
-        probe.close()
-    raise ServerError(f"another server is already listening on {path}")
+    """Make ``path`` free for our socket, refusing if another server answers there."""
+    unixsocket.claim(path, owner="server", error=ServerError)
 
 
 class CRIServer:

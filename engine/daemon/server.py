@@ -18,8 +18,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
-import stat
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from engine import unixsocket
 from engine.daemon.app import make_app
 from engine.daemon.context import EngineContext
 from engine.daemon.events import EventBus
@@ -56,24 +55,8 @@ def run_host_setup() -> bool:
 
 
 def claim_socket(path: Path) -> None:
-    """Make ``path`` free for our socket, refusing if another daemon answers there."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise DaemonError(f"{path} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1.0)
-        probe.connect(str(path))
-    except OSError:
-        path.unlink()  # stale: its daemon is gone
-        return
-    finally:
-        probe.close()
-    raise DaemonError(f"another engine daemon is already listening on {path}")
+    """Make ``path`` free for our socket, refusing if another engine daemon answers there."""
+    unixsocket.claim(path, owner="engine daemon", error=DaemonError)
 
 
 def pick_runtime(wanted: str | None = None) -> tuple[str | None, str]:

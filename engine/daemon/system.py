@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.daemon import hoststats
 from engine.daemon.context import API_VERSION, ENGINE_VERSION, MIN_API_VERSION, EngineContext, context_of
 from engine.daemon.replies import json_response
 
@@ -65,17 +66,6 @@ async def version(request: web.Request) -> web.Response:
             **details,
         }
     )
-
-
-def _meminfo_total() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def _cgroup_version() -> str:
@@ -141,7 +131,7 @@ def _info(ctx: EngineContext) -> dict[str, Any]:
             "Mirrors": [],
         },
         "NCPU": os.cpu_count() or 1,
-        "MemTotal": _meminfo_total(),
+        "MemTotal": hoststats.host_memory(),
         "GenericResources": None,
         "Name": socket.gethostname(),
         "Labels": [],
