@@ -42,6 +42,15 @@ COMMANDS: tuple[Command, ...] = (
     Command("controller-manager", "run the controllers against an API server (--kubeconfig FILE)",
             "controllers.main"),
     Command("cni", "our CNI plugins: `install` writes them into a CNI bin dir", "cni.install"),
+    Command("kubelet", "run the node agent that runs pods through the engine's CRI (--kubeconfig FILE)",
+            "kubelet.main"),
+    Command("agent", "run a node: engine, kubelet, service proxy and DNS under one supervisor",
+            "cli.agent_cmds"),
+    Command("status", "summarise the cluster `up` started: processes, API, nodes, pods",
+            "cli.cluster_cmds", "configure_status", "run_status"),
+    Command("proxy", "run the service proxy: Services and EndpointSlices to nftables (--kubeconfig FILE)",
+            "proxy.main"),
+    Command("dns", "run the cluster DNS server (--kubeconfig FILE)", "proxy.dns.main"),
 )
 
 
