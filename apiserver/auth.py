@@ -7,6 +7,7 @@ that probes and the kubectl dispatcher call first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -40,6 +41,8 @@ class Authenticator:
     tokens: dict[str, User] = field(default_factory=dict)
     #: the identity of requests without credentials; None means they are refused (401)
     anonymous: User | None = None
+    #: signed bearer tokens (service-account JWTs): token -> user, or None when not valid
+    verify_token: Callable[[str], User | None] | None = None
 
     def authenticate(self, request: web.Request) -> User | None:
         user = _certificate_user(request)
@@ -47,7 +50,11 @@ class Authenticator:
             return user
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
-            return self.tokens.get(header[7:].strip())
+            token = header[7:].strip()
+            user = self.tokens.get(token)
+            if user is None and self.verify_token is not None:
+                user = self.verify_token(token)
+            return user
         return self.anonymous
 
     @staticmethod

@@ -112,7 +112,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Secret", "secrets", True, "V1Secret", field_selectors=("type",),
                  printer=tables.SECRET, default=defaults.secret, validate=validation.secret),
     ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, "V1ServiceAccount", ("sa",),
-                 printer=tables.SERVICEACCOUNT),
+                 subresources={"token": "TokenRequest"}, printer=tables.SERVICEACCOUNT),
     ResourceType("", "v1", "Event", "events", True, "CoreV1Event", ("ev",),
                  field_selectors=("involvedObject.kind", "involvedObject.namespace",
                                   "involvedObject.name", "involvedObject.uid",

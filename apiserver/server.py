@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from apiserver import app as app_module
-from apiserver import openapi
+from apiserver import openapi, tokens
 from apiserver import pki as pki_module
 from apiserver.auth import Authenticator
 from apiserver.bootstrap import bootstrap
@@ -55,7 +55,9 @@ class ApiServer:
         await self.storage.start()
         self.store = ObjectStore(self.storage)
         await bootstrap(self.store, port=self.port)
-        app = app_module.build_app(self.store, authenticator=Authenticator())
+        signer = await asyncio.to_thread(tokens.TokenSigner.ensure, pki.dir)
+        app = app_module.build_app(self.store, authenticator=Authenticator(verify_token=signer.authenticate))
+        app[tokens.SIGNER] = signer
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port, ssl_context=pki.server_ssl_context(),
