@@ -13,7 +13,7 @@ from apiserver import app as app_module
 from apiserver import openapi, tokens
 from apiserver import pki as pki_module
 from apiserver.auth import Authenticator
-from apiserver.bootstrap import bootstrap
+from apiserver.bootstrap import bootstrap, publish_own_endpoints
 from apiserver.storage import interface as st
 from apiserver.storage.sqlite import SqliteStorage
 from apiserver.storage.watch_cache import WatchCache
@@ -54,7 +54,7 @@ class ApiServer:
         self.storage = WatchCache(backend)
         await self.storage.start()
         self.store = ObjectStore(self.storage)
-        await bootstrap(self.store, port=self.port)
+        await bootstrap(self.store, port=self.port, host=self.host)
         signer = await asyncio.to_thread(tokens.TokenSigner.ensure, pki.dir)
         app = app_module.build_app(self.store, authenticator=Authenticator(verify_token=signer.authenticate))
         app[tokens.SIGNER] = signer
@@ -65,6 +65,7 @@ class ApiServer:
         await site.start()
         if self.port == 0:
             self.port = self.runner.addresses[0][1]
+            await publish_own_endpoints(self.store, host=self.host, port=self.port)
         # compile the OpenAPI documents and strict-field checks off the event loop
         self._warm = asyncio.create_task(openapi.awarm())
         pki_module.write_admin_kubeconfig(pki, self.kubeconfig, server=self.url)

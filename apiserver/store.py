@@ -252,6 +252,9 @@ class ObjectStore:
                 return current, False
             if ctx.dry_run:
                 return new, False
+            hooks = HOOKS.get(rt.kind, NO_HOOKS)
+            if hooks.allocate_update is not None and not subresource:
+                await hooks.allocate_update(self.storage, current, new)
             try:
                 if _finished_deleting(rt, new):
                     return await self.storage.delete(key, expected_revision=_revision(current)), False
@@ -268,6 +271,9 @@ class ObjectStore:
                 continue
             except st.Unavailable as exc:
                 raise errors.unavailable(str(exc)) from None
+            finally:
+                if hooks.release is not None:
+                    hooks.release(new)
         raise errors.conflict(rt.plural, name, "too many concurrent updates", group=rt.group)
 
     def _admit_update(self, rt: ResourceType, old: dict[str, Any], new: dict[str, Any],
@@ -489,7 +495,9 @@ class KindHooks:
     prepare_update: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
     #: hand out values from shared pools just before storing a new object
     allocate: Callable[[st.Storage, dict[str, Any]], Awaitable[None]] | None = None
-    #: after the create went through (or failed): drop in-memory holds
+    #: the same on an update that changes what the object needs from the pools: (storage, old, new)
+    allocate_update: Callable[[st.Storage, dict[str, Any], dict[str, Any]], Awaitable[None]] | None = None
+    #: after the create or update went through (or failed): drop in-memory holds
     release: Callable[[dict[str, Any]], None] | None = None
 
 
@@ -497,6 +505,6 @@ NO_HOOKS = KindHooks()
 
 HOOKS: dict[str, KindHooks] = {
     "Service": KindHooks(prepare_update=allocators.keep_allocations, allocate=allocators.allocate_service,
-                         release=allocators.release_reservations),
+                         allocate_update=allocators.allocate_update, release=allocators.release_reservations),
     "Job": KindHooks(prepare_create=defaults.job_selector),
 }

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from controllers.base import resource_for, resource_of_kind
 from controllers.deployment import DeploymentController
+from controllers.endpoints import EndpointsController
+from controllers.endpointslice import EndpointSliceController
 from controllers.garbage_collector import GarbageCollector
 from controllers.namespace import NamespaceController
 from controllers.node_ipam import DEFAULT_CLUSTER_CIDR, NodeIpamController
@@ -54,6 +56,8 @@ CONTROLLERS: dict[str, Factory] = {
     "nodeipam": lambda ctx: NodeIpamController(ctx.client, informers=ctx.informers, metrics=ctx.metrics,
                                                cluster_cidr=ctx.cluster_cidr),
     "podgc": lambda ctx: PodGCController(ctx.client, informers=ctx.informers, metrics=ctx.metrics),
+    "endpointslice": lambda ctx: EndpointSliceController(ctx.client, informers=ctx.informers, metrics=ctx.metrics),
+    "endpoints": lambda ctx: EndpointsController(ctx.client, informers=ctx.informers, metrics=ctx.metrics),
 }
 
 
