@@ -26,6 +26,7 @@ from controllers.namespace import NamespaceController
 from controllers.node_ipam import DEFAULT_CLUSTER_CIDR, NodeIpamController
 from controllers.pod_gc import PodGCController
 from controllers.replicaset import ReplicaSetController
+from controllers.service_accounts import ServiceAccountsController
 from machinery.client import ApiClient
 from machinery.reconcile import LeaderElector, Metrics, Runnable, SharedInformers
 
@@ -58,6 +59,8 @@ CONTROLLERS: dict[str, Factory] = {
     "podgc": lambda ctx: PodGCController(ctx.client, informers=ctx.informers, metrics=ctx.metrics),
     "endpointslice": lambda ctx: EndpointSliceController(ctx.client, informers=ctx.informers, metrics=ctx.metrics),
     "endpoints": lambda ctx: EndpointsController(ctx.client, informers=ctx.informers, metrics=ctx.metrics),
+    "serviceaccount": lambda ctx: ServiceAccountsController(ctx.client, informers=ctx.informers,
+                                                            metrics=ctx.metrics),
 }
 
 
