@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from apiserver import app as app_module
-from apiserver import openapi, tokens
+from apiserver import kubelet_client, openapi, tokens
 from apiserver import pki as pki_module
 from apiserver.auth import Authenticator
 from apiserver.bootstrap import bootstrap, publish_own_endpoints
@@ -58,6 +58,7 @@ class ApiServer:
         signer = await asyncio.to_thread(tokens.TokenSigner.ensure, pki.dir)
         app = app_module.build_app(self.store, authenticator=Authenticator(verify_token=signer.authenticate))
         app[tokens.SIGNER] = signer
+        await asyncio.to_thread(kubelet_client.install, app, pki.dir)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port, ssl_context=pki.server_ssl_context(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -24,6 +25,11 @@ def ns(api):
     name = f"py-{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    # as in a real cluster, the controller-manager publishes the root CA into each new namespace
+    deadline = time.monotonic() + 10
+    while not core.list_namespaced_config_map(name, field_selector="metadata.name=kube-root-ca.crt").items:
+        assert time.monotonic() < deadline, "kube-root-ca.crt never appeared"
+        time.sleep(0.05)
     yield name
     core.delete_namespace(name)
 
@@ -155,7 +161,7 @@ def test_list_with_label_selector_and_pagination(api, ns):
     names, token = [], None
     pages = 0
     while True:
-        page = core.list_namespaced_config_map(ns, limit=3, _continue=token)
+        page = core.list_namespaced_config_map(ns, limit=3, _continue=token, label_selector="parity")
         pages += 1
         names += [i.metadata.name for i in page.items]
         token = page.metadata._continue

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from apiserver import codec, errors
+from apiserver import codec, errors, kubelet_client, registry, tokens
 from apiserver.handlers import common, patching
 from apiserver.handlers.paths import Target
 from apiserver.store import ObjectStore
@@ -123,13 +123,18 @@ async def evict(request: web.Request, store: ObjectStore, target: Target) -> web
 
 
 async def node_stream(request: web.Request, store: ObjectStore, target: Target) -> web.StreamResponse:
-    """logs, exec, attach, port-forward and proxies are served by the kubelet of the node."""
+    """logs, exec, attach and port-forward are served by the kubelet of the pod's node: proxy there."""
     obj = await store.get(target.resource, target.namespace, target.name)
-    if target.resource.kind == "Pod":
-        node = obj.get("spec", {}).get("nodeName")
-        if not node:
+    if target.resource.kind == "Pod" and target.subresource in kubelet_client.KUBELET_PATHS:
+        path, query = kubelet_client.kubelet_path(target.subresource, obj, request.query)
+        node_name = obj.get("spec", {}).get("nodeName")
+        if not node_name:
             raise errors.bad_request(f"pod {target.name} does not have a host assigned")
-        raise errors.unavailable(f'no kubelet is serving node "{node}" yet: pods/{target.subresource} needs one')
+        nodes = registry.lookup("", "v1", "nodes")
+        assert nodes is not None
+        host, port = kubelet_client.kubelet_endpoint(await store.get(nodes, None, node_name))
+        client = kubelet_client.of(request.app)
+        return await client.proxy(request, host=host, port=port, path=path, query=query)
     raise errors.unavailable(f"{target.resource.plural}/{target.subresource} needs a kubelet or proxy")
 
 
@@ -147,6 +152,7 @@ SUBRESOURCES: dict[str, dict[str, Handler]] = {
     "scale": {"GET": get_scale, "PUT": put_scale, "PATCH": patch_scale},
     "binding": {"POST": bind},
     "eviction": {"POST": evict},
+    "token": {"POST": tokens.create_token},
     "log": _STREAMS, "exec": _STREAMS, "attach": _STREAMS, "portforward": _STREAMS, "proxy": _STREAMS,
 }
 
