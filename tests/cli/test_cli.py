@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from e2e.cluster import KUBECTL, REPO, free_port, kubectl_missing
+from e2e.cluster import REPO
 
 
 def pinnace(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout)
 
+
+# `pinnace up`/`kubeconfig`/`down` against a real cluster: e2e/test_up.py
 
 @pytest.mark.parametrize("args, words", [
     (["server", "--port", "70000"], "not a TCP port"),
@@ -41,28 +42,6 @@ def test_port_in_use_is_one_line(tmp_path: Path):
         result = pinnace("server", "--data-dir", str(tmp_path / "data"), "--port", str(port))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "address already in use" in result.stderr.lower().splitlines()[-1]
-
-
-def test_up_kubeconfig_down(tmp_path: Path):
-    data_dir = tmp_path / "cluster"
-    port = free_port()
-    up = pinnace("up", "--data-dir", str(data_dir), "--port", str(port))
-    try:
-        assert up.returncode == 0, up.stderr
-        assert "cluster ready" in up.stdout
-        printed = pinnace("kubeconfig", "--data-dir", str(data_dir))
-        assert printed.returncode == 0 and f"https://127.0.0.1:{port}" in printed.stdout
-        again = pinnace("up", "--data-dir", str(data_dir), "--port", str(port))
-        assert again.returncode == 0 and "already running" in again.stdout
-        if not kubectl_missing():
-            env = {**os.environ, "HOME": str(tmp_path), "KUBECONFIG": str(data_dir / "admin.kubeconfig")}
-            namespaces = subprocess.run([KUBECTL, "get", "namespaces"], capture_output=True, text=True, env=env,
-                                        timeout=60)
-            assert namespaces.returncode == 0 and "kube-system" in namespaces.stdout
-    finally:
-        down = pinnace("down", "--data-dir", str(data_dir))
-    assert down.returncode == 0 and "stopped server" in down.stdout
-    assert not data_dir.exists()
 
 
 def test_controller_manager_runs_alone(tmp_path: Path):
