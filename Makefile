@@ -32,12 +32,16 @@ $(VENV)/.installed: pyproject.toml
 
 up: setup
 	$(PY) -m cli.main up --data-dir $(DATA_DIR) --port $(PORT)
-	$(MAKE) --no-print-directory demo
+	@$(MAKE) --no-print-directory demo
 
+# apply the demo, wait for its rollout, say how to reach it (kubectl uses the context `up` merged)
 demo:
-	kubectl --kubeconfig $(KUBECONFIG_OUT) apply -f manifests/demo.yaml
-	kubectl --kubeconfig $(KUBECONFIG_OUT) get all,configmaps,secrets -n demo
-	@echo; echo "Cluster up. Try: export KUBECONFIG=$(KUBECONFIG_OUT); kubectl get ns"
+	kubectl --kubeconfig $(KUBECONFIG_OUT) apply -f manifests/demo/
+	kubectl --kubeconfig $(KUBECONFIG_OUT) -n demo rollout status deployment/web --timeout=120s
+	kubectl --kubeconfig $(KUBECONFIG_OUT) -n demo get pods -o wide
+	@echo; echo "Cluster up (kubectl context 'pinnace'). Reach the demo at a pod IP from the list above:"; \
+	ip=$$(kubectl --kubeconfig $(KUBECONFIG_OUT) -n demo get pods -o jsonpath='{.items[0].status.podIP}'); \
+	echo "  curl http://$$ip:8080/"; echo "Status: $(PY) -m cli.main status; stop and clean up: make down"
 
 down: setup
 	$(PY) -m cli.main down --data-dir $(DATA_DIR)

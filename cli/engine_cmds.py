@@ -75,7 +75,7 @@ def run_serve(args: argparse.Namespace) -> int:
     path = args.socket or os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET
     cri = None if args.no_cri else (args.cri_socket or os.path.join(os.path.dirname(path), "cri.sock"))
     daemon = server.EngineDaemon(root=args.root, socket_path=path, insecure_registries=args.insecure_registry,
-                                 runtime=args.runtime, cri_socket=cri)
+                                 runtime=args.runtime, cri_socket=cri, cri_options=cri_options(args))
 
     def ready() -> None:
         service = daemon.context.containers if daemon.context is not None else None
@@ -91,6 +91,17 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cri_options(args: argparse.Namespace) -> dict[str, object]:
+    """The CRIServer keyword arguments the CNI/run-dir flags ask for (empty: the CRI's defaults)."""
+    options: dict[str, object] = {}
+    if args.cni_conf_dir:
+        options["cni_conf_dir"] = args.cni_conf_dir
+    if args.cni_bin_dir:
+        options["cni_bin_dirs"] = [d for d in args.cni_bin_dir.split(":") if d]
+    if args.cri_run_dir:
+        options["run_dir"] = args.cri_run_dir
+    return options
+
 
 def _configure_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=DEFAULT_ROOT, help="state directory (default %(default)s)")
@@ -99,6 +110,10 @@ def _configure_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runtime", choices=("crun", "runc"), help="OCI runtime (default: crun if installed, else runc)")
     p.add_argument("--cri-socket", help="unix socket of the CRI v1 gRPC server (default: cri.sock beside --socket)")
     p.add_argument("--no-cri", action="store_true", help="do not serve the CRI")
+    p.add_argument("--cni-conf-dir", help="CNI config dir of the CRI's pods (default /etc/cni/net.d)")
+    p.add_argument("--cni-bin-dir", metavar="DIR[:DIR...]",
+                   help="CNI plugin dirs of the CRI's pods (default /opt/cni/bin:/usr/lib/cni)")
+    p.add_argument("--cri-run-dir", help="where the CRI pins pod namespaces (default /run/pinnace)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
 
 

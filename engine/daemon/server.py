@@ -19,7 +19,7 @@ import os
 import shutil
 import signal
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,7 @@ class EngineDaemon:
         runtime: str | None = None,
         containers: bool = True,
         cri_socket: str | os.PathLike[str] | None = None,
+        cri_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.root = Path(root)
         self.socket_path = Path(socket_path)
@@ -102,6 +103,8 @@ class EngineDaemon:
         self._with_containers = containers
         #: where to serve the Kubernetes CRI (gRPC) too; None: not at all
         self.cri_socket = Path(cri_socket) if cri_socket is not None else None
+        #: extra CRIServer arguments: a node agent's own CNI dirs and namespace run dir
+        self.cri_options = dict(cri_options or {})
         self._cri: Any = None
         self.context: EngineContext | None = None
         self._runner: web.AppRunner | None = None
@@ -169,7 +172,7 @@ class EngineDaemon:
         from engine.cri.server import CRIServer  # gRPC is only loaded by daemons that serve the CRI
 
         self._cri = CRIServer(store=context.store, containers=context.containers.manager,
-                              socket_path=self.cri_socket, registries=context.registry)
+                              socket_path=self.cri_socket, registries=context.registry, **self.cri_options)
         await self._cri.start()
         log.info("CRI v1 serving on unix://%s", self.cri_socket)
 
