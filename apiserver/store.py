@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from apiserver import allocators, defaults, errors, validation
+from apiserver import admission, allocators, defaults, errors, validation
 from apiserver import fieldmanager as fm
 from apiserver.context import RequestContext
 from apiserver.openapi import strict
@@ -507,4 +507,5 @@ HOOKS: dict[str, KindHooks] = {
     "Service": KindHooks(prepare_update=allocators.keep_allocations, allocate=allocators.allocate_service,
                          allocate_update=allocators.allocate_update, release=allocators.release_reservations),
     "Job": KindHooks(prepare_create=defaults.job_selector),
+    "Pod": KindHooks(prepare_create=admission.service_account_token),
 }

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATA_DIR = "/var/lib/pinnace/agent"
+DEFAULT_CLUSTER_CIDR = "10.42.0.0/16"  # node IPAM's default (controllers.node_ipam)
+DEFAULT_CLUSTER_DNS = "10.43.0.10"  # reserved by the service allocator; the DNS part binds it on the node
+PROXY_TABLE = "pinnace-proxy"  # the proxy's nftables table; `down` deletes it
 UNIX_PATH_MAX = 108  # sun_path, terminating NUL included
 SOCKET_WAIT = 60.0  # seconds a part gets to open the socket the next part needs
 ROUTE_TABLE = Path("/proc/net/route")
@@ -148,6 +151,17 @@ def _kubelet_argv(paths: AgentPaths, args: argparse.Namespace) -> tuple[str, ...
     return tuple(argv)
 
 
+def _proxy_argv(paths: AgentPaths, args: argparse.Namespace) -> tuple[str, ...]:
+    return (*BASE, "proxy", "--kubeconfig", str(args.kubeconfig), "--node-name", args.node_name,
+            "--node-ip", args.node_ip, "--cluster-cidr", args.cluster_cidr, "--table", PROXY_TABLE,
+            *(("-v",) if args.verbose else ()))
+
+
+def _dns_argv(paths: AgentPaths, args: argparse.Namespace) -> tuple[str, ...]:
+    return (*BASE, "dns", "--kubeconfig", str(args.kubeconfig), "--address", args.cluster_dns[0],
+            *(("-v",) if args.verbose else ()))
+
+
 def cri_socket(paths: AgentPaths, args: argparse.Namespace) -> str:
     return args.cri_socket if args.no_engine else str(paths.cri_socket)
 
@@ -166,6 +180,8 @@ class Part:
 PARTS: tuple[Part, ...] = (
     Part("engine", _engine_argv, lambda a: not a.no_engine, lambda p, a: p.cri_socket),
     Part("kubelet", _kubelet_argv, lambda a: True, lambda p, a: None),
+    Part("proxy", _proxy_argv, lambda a: not a.no_proxy, lambda p, a: None),
+    Part("dns", _dns_argv, lambda a: not a.no_dns, lambda p, a: None),
 )
 
 
@@ -185,6 +201,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster-dns", action="append", default=[], metavar="IP",
                    help="DNS server for ClusterFirst pods (repeatable)")
     p.add_argument("--node-labels", default="", help="extra Node labels, k=v,...")
+    p.add_argument("--cluster-cidr", default=DEFAULT_CLUSTER_CIDR,
+                   help="the pods' CIDR; service traffic from outside it is masqueraded (default %(default)s)")
+    p.add_argument("--no-proxy", action="store_true", help="do not run the service proxy")
+    p.add_argument("--no-dns", action="store_true", help="do not run the cluster DNS server")
     p.add_argument("--no-engine", action="store_true", help="use a running CRI (--cri-socket) instead of our engine")
     p.add_argument("--cri-socket", help="the CRI socket to use with --no-engine")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
@@ -198,6 +218,7 @@ def _check_args(args: argparse.Namespace) -> None:
     if not Path(args.kubeconfig).is_file():
         raise AgentError(f"no kubeconfig at {args.kubeconfig}")
     args.node_name = args.node_name or default_node_name()
+    args.cluster_dns = args.cluster_dns or [DEFAULT_CLUSTER_DNS]
     args.node_ip = args.node_ip or default_node_ip()
     args.kubeconfig = str(Path(args.kubeconfig).resolve())
 

@@ -274,6 +274,29 @@ def remove_nft(scope: Scope) -> list[str]:
     return removed
 
 
+def remove_proxy_table(scope: Scope) -> list[str]:
+    """The service proxy's table (the proxy leaves it in place on exit so traffic survives restarts)."""
+    from cli.agent_cmds import PROXY_TABLE
+
+    if _nft("list", "table", "ip", PROXY_TABLE).returncode != 0:
+        return []
+    done = _nft("delete", "table", "ip", PROXY_TABLE)
+    if done.returncode != 0:
+        raise CleanupError(f"nft delete table ip {PROXY_TABLE}: {done.stderr.strip()}")
+    return [f"nftables table ip {PROXY_TABLE}"]
+
+
+def remove_dns_address(scope: Scope) -> list[str]:
+    """The cluster DNS address the DNS part bound on this host (its dummy link, or on lo)."""
+    import asyncio
+
+    from cli.agent_cmds import DEFAULT_CLUSTER_DNS
+    from proxy.dns import address
+
+    removed = asyncio.run(address.remove(DEFAULT_CLUSTER_DNS))
+    return [f"cluster DNS address {DEFAULT_CLUSTER_DNS}"] if removed else []
+
+
 def remove_mounts(scope: Scope) -> list[str]:
     """Anything still mounted under the data dir (volumes, rootfs overlays), deepest first."""
     removed = []
@@ -313,6 +336,8 @@ STEPS: tuple[tuple[str, Callable[[Scope], list[str]]], ...] = (
     ("cgroups", remove_cgroups),
     ("pod network links", remove_links),
     ("nftables rules", remove_nft),
+    ("service proxy rules", remove_proxy_table),
+    ("cluster DNS address", remove_dns_address),
     ("mounts", remove_mounts),
     ("data dir", remove_data_dir),
     ("kubeconfig entries", remove_kubeconfig_entries),
