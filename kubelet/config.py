@@ -34,10 +34,13 @@ class KubeletConfig:
     cluster_dns: tuple[str, ...] = ()
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
     cni_conf_dir: Path | None = None  # write the node's bridge conflist here once it has a podCIDR
+    cni_bridge: str = "pinnacebr0"  # the Linux bridge that conflist plugs pods into
+    cni_ipam_dir: Path | None = None  # host-local IPAM state (None: the plugin's default)
     node_labels: dict[str, str] = field(default_factory=dict)
     max_pods: int = MAX_PODS
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     sync_interval: float = 1.0  # seconds between runtime relists (the PLEG period)
+    sync_frequency: float = 60.0  # seconds between full resyncs of a pod (re-projects its config volumes)
 
     @property
     def pods_dir(self) -> Path:
