@@ -144,6 +144,11 @@ RESOURCES: tuple[ResourceType, ...] = (
                  subresources={"status": "StatefulSet", "scale": "Scale"}, printer=tables.STATEFULSET,
                  default=defaults.statefulset, validate=validation.statefulset, has_generation=True,
                  immutable=("spec.selector", "spec.serviceName")),
+    ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions", True, "V1ControllerRevision",
+                 immutable=("data",)),
+    # policy/v1
+    ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, "V1PodDisruptionBudget",
+                 ("pdb",), subresources={"status": "PodDisruptionBudget"}, has_generation=True),
     # batch/v1
     ResourceType("batch", "v1", "Job", "jobs", True, "V1Job", (), _ALL,
                  subresources={"status": "Job"}, field_selectors=("status.successful",),

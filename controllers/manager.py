@@ -18,12 +18,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from controllers.base import resource_for, resource_of_kind
+from controllers.daemonset import DaemonSetController
 from controllers.deployment import DeploymentController
+from controllers.disruption import DisruptionController
 from controllers.endpoints import EndpointsController
 from controllers.endpointslice import EndpointSliceController
 from controllers.garbage_collector import GarbageCollector
 from controllers.namespace import NamespaceController
 from controllers.node_ipam import DEFAULT_CLUSTER_CIDR, NodeIpamController
+from controllers.node_lifecycle import DEFAULT_GRACE_PERIOD, NodeLifecycleController, TaintEvictionController
 from controllers.pod_gc import PodGCController
 from controllers.replicaset import ReplicaSetController
 from controllers.service_accounts import ServiceAccountsController
@@ -44,6 +47,8 @@ class Context:
     informers: SharedInformers
     metrics: Metrics = field(default_factory=Metrics)
     cluster_cidr: str = DEFAULT_CLUSTER_CIDR
+    #: seconds without a kubelet heartbeat before a node is Unknown (--node-monitor-grace-period)
+    node_monitor_grace_period: float = DEFAULT_GRACE_PERIOD
 
 
 Factory = Callable[[Context], Runnable]
@@ -61,6 +66,12 @@ CONTROLLERS: dict[str, Factory] = {
     "endpoints": lambda ctx: EndpointsController(ctx.client, informers=ctx.informers, metrics=ctx.metrics),
     "serviceaccount": lambda ctx: ServiceAccountsController(ctx.client, informers=ctx.informers,
                                                             metrics=ctx.metrics),
+    "nodelifecycle": lambda ctx: NodeLifecycleController(ctx.client, informers=ctx.informers, metrics=ctx.metrics,
+                                                         grace_period=ctx.node_monitor_grace_period),
+    "taint-eviction-controller": lambda ctx: TaintEvictionController(ctx.client, informers=ctx.informers,
+                                                                     metrics=ctx.metrics),
+    "daemonset": lambda ctx: DaemonSetController(ctx.client, informers=ctx.informers, metrics=ctx.metrics),
+    "disruption": lambda ctx: DisruptionController(ctx.client, informers=ctx.informers, metrics=ctx.metrics),
 }
 
 
@@ -85,10 +96,11 @@ class ControllerManager:
     def __init__(self, client: ApiClient, *, names: Iterable[str] | None = None,
                  cluster_cidr: str = DEFAULT_CLUSTER_CIDR, lease_name: str | None = None,
                  lease_namespace: str = "kube-system", identity: str | None = None,
-                 lease_duration: float = 15.0) -> None:
+                 lease_duration: float = 15.0, node_monitor_grace_period: float = DEFAULT_GRACE_PERIOD) -> None:
         self.client = client
         self.names = select(names)
         self.cluster_cidr = cluster_cidr
+        self.node_monitor_grace_period = node_monitor_grace_period
         self.metrics = Metrics()
         self.controllers: dict[str, Runnable] = {}
         self._starting: dict[str, asyncio.Task[None]] = {}
@@ -129,7 +141,8 @@ class ControllerManager:
     async def _start_controllers(self) -> None:
         if self.controllers:
             return
-        ctx = Context(self.client, SharedInformers(self.client), self.metrics, self.cluster_cidr)
+        ctx = Context(self.client, SharedInformers(self.client), self.metrics, self.cluster_cidr,
+                      self.node_monitor_grace_period)
         # all are built before any starts, so shared informers get every index they need
         self.controllers = {name: CONTROLLERS[name](ctx) for name in self.names}
         for name, controller in self.controllers.items():

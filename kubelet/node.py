@@ -45,6 +45,7 @@ ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "ar
           "s390x": "s390x"}
 MEMORY_EVICTION_KI = 100 * 1024  # upstream's default hard eviction threshold memory.available<100Mi
 NODEFS_EVICTION = 0.10  # ... and nodefs.available<10%
+NETWORK_POLL = 0.5  # seconds between heartbeats while the node still waits for its podCIDR
 
 #: the pressure conditions this kubelet always reports healthy: type -> (reason, message)
 PRESSURE_CONDITIONS: dict[str, tuple[str, str]] = {
@@ -191,9 +192,12 @@ class NodeAgent:
         facts = await self._facts()
         comparable = {**facts, "ready": ready, "reason": reason}
         due = time.monotonic() - self._last_report_at >= NODE_STATUS_INTERVAL
-        if not force and not due and comparable == self._last_report:
-            return False
         old = (self.node.get("status") or {}).get("conditions") or []
+        # someone else (the node lifecycle controller) may have marked us Unknown: say otherwise now
+        on_server = next((c.get("status") for c in old if c.get("type") == "Ready"), None)
+        contradicted = on_server != ("True" if ready else "False")
+        if not force and not due and not contradicted and comparable == self._last_report:
+            return False
         status = {**facts, "conditions": conditions(ready=ready, reason=reason, old=old, stamp=now())}
         self.node = await self.client.patch(NODES, self.name, {"status": status}, subresource="status")
         self._last_report, self._last_report_at = comparable, time.monotonic()
@@ -255,4 +259,5 @@ class NodeAgent:
     async def run(self) -> None:
         while True:
             await self.beat()
-            await asyncio.sleep(self.config.heartbeat_interval)
+            # until node IPAM has given us a podCIDR the node cannot be Ready: look again soon
+            await asyncio.sleep(self.config.heartbeat_interval if self.pod_cidr else NETWORK_POLL)

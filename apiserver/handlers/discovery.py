@@ -41,13 +41,17 @@ def _aggregated_resource(rt: ResourceType) -> dict[str, Any]:
     for name, kind in rt.subresources.items():
         sub: dict[str, Any] = {"subresource": name, "verbs": _subresource_verbs(name)}
         if kind:
-            group = "autoscaling" if kind == "Scale" else rt.group
+            group = SUBRESOURCE_GROUPS.get(kind, rt.group)
             version = "v1"
             sub["responseKind"] = {"group": group, "version": version, "kind": kind}
         subresources.append(sub)
     if subresources:
         entry["subresources"] = subresources
     return entry
+
+
+#: subresource kinds served from another group than their resource's (group/v1)
+SUBRESOURCE_GROUPS = {"Scale": "autoscaling", "Eviction": "policy", "TokenRequest": "authentication.k8s.io"}
 
 
 def _subresource_verbs(name: str) -> list[str]:
@@ -129,8 +133,11 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
             entry["categories"] = list(rt.categories)
         resources.append(entry)
         for name, kind in rt.subresources.items():
-            resources.append({"name": f"{rt.plural}/{name}", "singularName": "", "namespaced": rt.namespaced,
-                              "kind": kind or rt.kind, "verbs": _subresource_verbs(name)})
+            sub = {"name": f"{rt.plural}/{name}", "singularName": "", "namespaced": rt.namespaced,
+                   "kind": kind or rt.kind, "verbs": _subresource_verbs(name)}
+            if kind in SUBRESOURCE_GROUPS:
+                sub.update(group=SUBRESOURCE_GROUPS[kind], version="v1")
+            resources.append(sub)
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}" if group else version,
             "resources": resources}
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from apiserver import codec, errors, kubelet_client, registry, tokens
+from apiserver import codec, errors, eviction, kubelet_client, registry, tokens
 from apiserver.handlers import common, patching
 from apiserver.handlers.paths import Target
 from apiserver.store import ObjectStore
@@ -113,15 +113,6 @@ async def bind(request: web.Request, store: ObjectStore, target: Target) -> web.
                                  "code": 201}, status=201)
 
 
-async def evict(request: web.Request, store: ObjectStore, target: Target) -> web.StreamResponse:
-    eviction = await common.read_object(request)
-    ctx = common.request_context(request)
-    await store.delete(target.resource, target.namespace, target.name, ctx,
-                       options=eviction.get("deleteOptions") or {})
-    return common.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                                 "code": 201}, status=201)
-
-
 async def node_stream(request: web.Request, store: ObjectStore, target: Target) -> web.StreamResponse:
     """logs, exec, attach and port-forward are served by the kubelet of the pod's node: proxy there."""
     obj = await store.get(target.resource, target.namespace, target.name)
@@ -151,7 +142,7 @@ ITEM_VIEWS: dict[str, tuple[str, ...]] = {
 SUBRESOURCES: dict[str, dict[str, Handler]] = {
     "scale": {"GET": get_scale, "PUT": put_scale, "PATCH": patch_scale},
     "binding": {"POST": bind},
-    "eviction": {"POST": evict},
+    "eviction": {"POST": eviction.evict},
     "token": {"POST": tokens.create_token},
     "log": _STREAMS, "exec": _STREAMS, "attach": _STREAMS, "portforward": _STREAMS, "proxy": _STREAMS,
 }
