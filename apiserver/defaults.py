@@ -204,6 +204,15 @@ def namespace(obj: dict) -> None:
 
 _NOT_READY_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 _DEFAULT_TOLERATION_SECONDS = 300
+#: what this process's API server uses (``pinnace server --default-unreachable-toleration-seconds``)
+_toleration_seconds = {"value": _DEFAULT_TOLERATION_SECONDS}
+
+
+def set_default_toleration_seconds(seconds: int) -> None:
+    """Per process: one API server per ``pinnace server`` process (tests of short evictions use it)."""
+    if seconds < 0:
+        raise ValueError(f"--default-unreachable-toleration-seconds {seconds} must not be negative")
+    _toleration_seconds["value"] = seconds
 _QOS_RESOURCES = ("cpu", "memory")
 
 
@@ -231,7 +240,7 @@ def _default_tolerations(spec: dict) -> None:
         )
         if not tolerated:
             tolerations.append({"key": taint, "operator": "Exists", "effect": "NoExecute",
-                                "tolerationSeconds": _DEFAULT_TOLERATION_SECONDS})
+                                "tolerationSeconds": _toleration_seconds["value"]})
 
 
 def _quantity(value: Any) -> Fraction | None:

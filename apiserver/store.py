@@ -10,6 +10,7 @@ deletion with finalizers, and namespaces that must exist and not be terminating.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 NAMESPACES = lookup("", "v1", "namespaces")
 EVENT_TTL = 3600  # seconds, Kubernetes' --event-ttl default
 MAX_RETRIES = 16
+ENSURE_ATTEMPTS = 50  # x 0.2 s: how long a starting API server waits for a racing one's bootstrap write
 
 #: metadata fields a client never sets: the server owns them
 SERVER_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
@@ -381,16 +383,28 @@ class ObjectStore:
     # ---- start-up ------------------------------------------------------------------------------
 
     async def ensure(self, rt: ResourceType, obj: dict[str, Any], ctx: RequestContext) -> None:
-        """Create an object unless it exists (bootstrap namespaces and services)."""
+        """Create an object unless it exists (bootstrap namespaces and services).
+
+        Several API servers may start at once on one datastore: losing the race is fine, whether
+        it shows as 409 or as a value the winner's create holds (422 "already allocated") until
+        its write lands, so a refused create is retried until the object is there."""
         md = obj["metadata"]
-        try:
-            await self.storage.get(rt.key(md.get("namespace"), md["name"]))
-        except st.KeyNotFound:
+        key = rt.key(md.get("namespace"), md["name"])
+        for attempt in range(ENSURE_ATTEMPTS):
+            try:
+                await self.storage.get(key)
+                return
+            except st.KeyNotFound:
+                pass
             try:
                 await self.create(rt, md.get("namespace"), obj, ctx)
+                return
             except errors.ApiError as exc:
-                if exc.code != 409:
+                if exc.code == 409:
+                    return
+                if exc.code != 422 or attempt == ENSURE_ATTEMPTS - 1:
                     raise
+            await asyncio.sleep(0.2)
 
 
 def _record(old: dict[str, Any] | None, new: dict[str, Any], ctx: RequestContext, rt: ResourceType, now: str,

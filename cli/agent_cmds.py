@@ -141,7 +141,8 @@ def _kubelet_argv(paths: AgentPaths, args: argparse.Namespace) -> tuple[str, ...
     argv = [*BASE, "kubelet", "--kubeconfig", str(args.kubeconfig), "--node-name", args.node_name,
             "--cri-socket", cri_socket(paths, args), "--root-dir", str(paths.kubelet_root),
             "--log-dir", str(paths.log_dir), "--node-ip", args.node_ip, "--port", str(args.kubelet_port),
-            "--cni-conf-dir", str(paths.cni_conf_dir), "--cni-ipam-dir", str(paths.cni_ipam_dir)]
+            "--cni-conf-dir", str(paths.cni_conf_dir), "--cni-ipam-dir", str(paths.cni_ipam_dir),
+            "--cluster-cidr", args.cluster_cidr]
     for server in args.cluster_dns:
         argv += ["--cluster-dns", server]
     if args.node_labels:

@@ -193,8 +193,9 @@ def _exited(daemon: Daemon, data_dir: Path, process: subprocess.Popen | None) ->
     return reason
 
 
-def write_node_kubeconfig(files: ClusterFiles, *, node_name: str, server: str) -> Path:
-    """A kubeconfig with a fresh client cert for the node (CN system:node:<name>, O system:nodes)."""
+def write_node_kubeconfig(files: ClusterFiles, *, node_name: str, server: str, target: Path | None = None) -> Path:
+    """A kubeconfig with a fresh client cert for the node (CN system:node:<name>, O system:nodes);
+    written to ``target`` (default: the data dir's ``agent.kubeconfig``)."""
     import base64
 
     from apiserver.pki import Pki
@@ -210,7 +211,7 @@ def write_node_kubeconfig(files: ClusterFiles, *, node_name: str, server: str) -
         "contexts": [{"name": CONTEXT_NAME, "context": {"cluster": CONTEXT_NAME, "user": user}}],
         "current-context": CONTEXT_NAME,
     }
-    target = files.agent_kubeconfig
+    target = target or files.agent_kubeconfig
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         yaml.safe_dump(config, out, sort_keys=False)

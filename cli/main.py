@@ -36,6 +36,8 @@ COMMANDS: tuple[Command, ...] = (
             "cli.cluster_cmds", "configure_up", "run_up"),
     Command("down", "stop the cluster `up` started and remove what it made",
             "cli.cluster_cmds", "configure_down", "run_down"),
+    Command("cluster", "multi-node test clusters of network-namespace nodes: create, list, delete, kubeconfig, "
+                       "node, load-image", "cli.multinode.commands"),
     Command("engine", "the container engine: its daemon (serve) and docker-like image commands",
             "cli.engine_cmds"),
     Command("scheduler", "run the scheduler against an API server (--kubeconfig FILE)", "scheduler.main"),

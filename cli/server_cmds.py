@@ -28,6 +28,13 @@ def configure_server(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-san", action="append", default=[], help="extra host name or IP for the serving cert")
     p.add_argument("--controllers", type=lambda v: [n for n in v.split(",") if n],
                    help="comma-separated controllers the controller-manager child runs (default: all)")
+    p.add_argument("--cluster-cidr", help="pod CIDR the node IPAM controller divides into node ranges "
+                                          "(passed to the controller-manager child; default: its own)")
+    p.add_argument("--node-monitor-grace-period", metavar="DURATION",
+                   help="how long a node may stay silent before it is marked unreachable, e.g. 40s "
+                        "(passed to the controller-manager child)")
+    p.add_argument("--default-unreachable-toleration-seconds", type=int, default=None, metavar="N",
+                   help="tolerationSeconds pods get for the not-ready/unreachable taints (default 300)")
     p.add_argument("--no-controllers", action="store_true",
                    help="run the API server alone (controllers and scheduler run elsewhere, or in tests)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
@@ -44,6 +51,10 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from cli.supervisor import Supervisor, control_plane_children
 
     data_dir = Path(args.data_dir)
+    if args.default_unreachable_toleration_seconds is not None:
+        from apiserver import defaults
+
+        defaults.set_default_toleration_seconds(args.default_unreachable_toleration_seconds)
     server = ApiServer(data_dir, host=args.host, port=args.port, extra_hosts=args.tls_san,
                        backend=args.parsed_datastore.open(data_dir=data_dir))
     try:
@@ -56,8 +67,12 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         if args.no_controllers:
             await stop.wait()
             return
+        flags = [(name, value) for name, value in (("--cluster-cidr", args.cluster_cidr),
+                                                   ("--node-monitor-grace-period", args.node_monitor_grace_period))
+                 if value]
         children = control_plane_children(kubeconfig=Path(server.kubeconfig), controllers=args.controllers,
-                                          verbose=args.verbose)
+                                          verbose=args.verbose,
+                                          controller_flags=tuple(part for flag in flags for part in flag))
         supervisor = Supervisor(children, run_dir=data_dir)
         await supervisor.start()
         try:

@@ -39,14 +39,15 @@ class ChildSpec:
     argv: tuple[str, ...]
 
 
-def control_plane_children(*, kubeconfig: Path, controllers: list[str] | None,
-                           verbose: bool = False) -> list[ChildSpec]:
-    """The children ``pinnace server`` runs beside the API server."""
+def control_plane_children(*, kubeconfig: Path, controllers: list[str] | None, verbose: bool = False,
+                           controller_flags: tuple[str, ...] = ()) -> list[ChildSpec]:
+    """The children ``pinnace server`` runs beside the API server (``controller_flags`` go to the
+    controller-manager as they are)."""
     base = (sys.executable, "-m", "cli.main")
     extra = ("-v",) if verbose else ()
     names = ("--controllers", ",".join(controllers)) if controllers else ()
     return [ChildSpec("controller-manager", (*base, "controller-manager", "--kubeconfig", str(kubeconfig),
-                                             "--leader-elect", *names, *extra)),
+                                             "--leader-elect", *names, *controller_flags, *extra)),
             ChildSpec("scheduler", (*base, "scheduler", "--kubeconfig", str(kubeconfig), *extra))]
 
 

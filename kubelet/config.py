@@ -36,6 +36,7 @@ class KubeletConfig:
     cni_conf_dir: Path | None = None  # write the node's bridge conflist here once it has a podCIDR
     cni_bridge: str = "pinnacebr0"  # the Linux bridge that conflist plugs pods into
     cni_ipam_dir: Path | None = None  # host-local IPAM state (None: the plugin's default)
+    cluster_cidr: str | None = None  # all nodes' pod CIDRs: pod-to-pod traffic is not masqueraded
     node_labels: dict[str, str] = field(default_factory=dict)
     max_pods: int = MAX_PODS
     heartbeat_interval: float = HEARTBEAT_INTERVAL

@@ -34,6 +34,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cni-conf-dir", help="write the node's CNI conflist here once it has a podCIDR")
     p.add_argument("--cni-bridge", default="pinnacebr0", help="bridge of that conflist (default %(default)s)")
     p.add_argument("--cni-ipam-dir", help="host-local IPAM state dir (default: the plugin's)")
+    p.add_argument("--cluster-cidr", help="all nodes' pod CIDRs: traffic between pods keeps its source "
+                                          "address (host-gw routing); other traffic is masqueraded")
     p.add_argument("--node-labels", default="", help="extra node labels: k=v,k2=v2")
     p.add_argument("--max-pods", type=int, default=MAX_PODS, help="default %(default)s")
     p.add_argument("--sync-interval", type=float, default=1.0, help="seconds between runtime relists (default 1)")
@@ -73,6 +75,7 @@ def build_config(args: argparse.Namespace) -> KubeletConfig:
         port=args.port, cluster_dns=tuple(args.cluster_dns), cluster_domain=args.cluster_domain,
         cni_conf_dir=Path(args.cni_conf_dir) if args.cni_conf_dir else None, cni_bridge=args.cni_bridge,
         cni_ipam_dir=Path(args.cni_ipam_dir) if args.cni_ipam_dir else None,
+        cluster_cidr=args.cluster_cidr,
         node_labels=parse_labels(args.node_labels), max_pods=args.max_pods, sync_interval=args.sync_interval,
         sync_frequency=args.sync_frequency)
 

@@ -18,7 +18,7 @@ from kubelet.config import KubeletConfig
 
 
 def conflist_for(config: KubeletConfig, pod_cidr: str) -> dict:
-    return default_conflist(subnet=pod_cidr, bridge=config.cni_bridge,
+    return default_conflist(subnet=pod_cidr, bridge=config.cni_bridge, cluster_cidr=config.cluster_cidr,
                             data_dir=str(config.cni_ipam_dir) if config.cni_ipam_dir else None)
 
 

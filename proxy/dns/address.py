@@ -5,21 +5,19 @@ to some pod, every node owns that IP on a dummy interface in its own network nam
 NodeLocal DNSCache does with 169.254.20.10), so a pod's query follows its default route to the node
 and is delivered locally to the DNS server bound there. A kernel built without the dummy link type
 (some microVM kernels) gets the address on ``lo`` instead, labelled ``lo:pinnace-dns`` so it stays
-recognisable and removable; delivery is the same, as any local address is. Uses pyroute2's asyncio
-netlink client so no netlink wait blocks the event loop; both calls are idempotent.
+recognisable and removable; delivery is the same, as any local address is. Runs `ip` (iproute2) as
+asyncio subprocesses: pyroute2's asyncio netlink client does not work on uvloop (AF_NETLINK sockets
+are refused), and a subprocess works on any loop without blocking it; both calls are idempotent.
 """
 
 from __future__ import annotations
 
-import errno
+import asyncio
 import ipaddress
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pyroute2 import AsyncIPRoute
 
 INTERFACE = "pinnace-dns"
 LOOPBACK = "lo"
+IP_TIMEOUT = 10.0  # seconds one `ip` call may take
 
 
 class AddressError(RuntimeError):
@@ -30,69 +28,67 @@ def _label(name: str) -> str:
     return f"{LOOPBACK}:{name}"[:15]
 
 
+async def _ip(*argv: str, netns: str | None = None) -> tuple[int, str]:
+    """Run ``ip [-n NETNS] argv``: (exit status, stderr)."""
+    prefix = ("-n", netns) if netns else ()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            "ip", *prefix, *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(process.communicate(), IP_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise AddressError(f"cannot run ip {' '.join(argv)}: {exc}") from None
+    return process.returncode or 0, err.decode(errors="replace").strip()
+
+
+def _parse(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(address)
+    except ValueError:
+        raise AddressError(f"not an IP address: {address!r}") from None
+
+
 async def ensure(address: str, *, name: str = INTERFACE, netns: str | None = None) -> str:
     """Make ``address`` (/32 or /128) local on the dummy interface ``name`` (created, set up), or on
     ``lo`` if the kernel has no dummy links; returns the interface that holds it."""
-    from pyroute2 import AsyncIPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        raise AddressError(f"not an IP address: {address!r}") from None
-    try:
-        async with AsyncIPRoute(netns=netns) as ipr:
-            index, holder = await _dummy(ipr, name)
-            extra = {"label": _label(name)} if holder == LOOPBACK and ip.version == 4 else {}
-            try:
-                await ipr.addr("add", index=index, address=str(ip), prefixlen=ip.max_prefixlen, **extra)
-            except NetlinkError as exc:
-                if exc.code != errno.EEXIST:
-                    raise
-            await ipr.link("set", index=index, state="up")
-            return holder
-    except NetlinkError as exc:
-        raise AddressError(f"cannot put {ip} on interface {name}: {exc}") from None
+    ip = _parse(address)
+    holder = await _dummy(name, netns)
+    extra = ("label", _label(name)) if holder == LOOPBACK and ip.version == 4 else ()
+    code, err = await _ip("addr", "add", f"{ip}/{ip.max_prefixlen}", "dev", holder, *extra, netns=netns)
+    if code != 0 and "File exists" not in err and "already assigned" not in err:
+        raise AddressError(f"cannot put {ip} on interface {holder}: {err}")
+    code, err = await _ip("link", "set", holder, "up", netns=netns)
+    if code != 0:
+        raise AddressError(f"cannot set interface {holder} up: {err}")
+    return holder
 
 
-async def _dummy(ipr: AsyncIPRoute, name: str) -> tuple[int, str]:
-    """The index of interface ``name``, created as a dummy; ``lo``'s if dummies are unsupported."""
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    found = await ipr.link_lookup(ifname=name)
-    if not found:
-        try:
-            await ipr.link("add", ifname=name, kind="dummy")
-        except NetlinkError as exc:
-            if exc.code not in (errno.EOPNOTSUPP, errno.ENOTSUP):
-                raise
-            return (await ipr.link_lookup(ifname=LOOPBACK))[0], LOOPBACK
-        found = await ipr.link_lookup(ifname=name)
-    return found[0], name
+async def _dummy(name: str, netns: str | None) -> str:
+    """Interface ``name``, created as a dummy if missing; ``lo`` if dummies are unsupported."""
+    if (await _ip("link", "show", "dev", name, netns=netns))[0] == 0:
+        return name
+    code, err = await _ip("link", "add", name, "type", "dummy", netns=netns)
+    if code == 0 or "File exists" in err:
+        return name
+    if "Unknown device type" in err or "not supported" in err.lower():
+        return LOOPBACK
+    raise AddressError(f"cannot create interface {name}: {err}")
 
 
 async def remove(address: str | None = None, *, name: str = INTERFACE, netns: str | None = None) -> bool:
     """Delete the dummy interface (and so its address), or the fallback address ``address`` on ``lo``;
     False if neither was there."""
-    from pyroute2 import AsyncIPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    try:
-        async with AsyncIPRoute(netns=netns) as ipr:
-            found = await ipr.link_lookup(ifname=name)
-            if found:
-                await ipr.link("del", index=found[0])
-                return True
-            if address is None:
-                return False
-            ip = ipaddress.ip_address(address)
-            lo = (await ipr.link_lookup(ifname=LOOPBACK))[0]
-            try:
-                await ipr.addr("del", index=lo, address=str(ip), prefixlen=ip.max_prefixlen)
-            except NetlinkError as exc:
-                if exc.code in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH):
-                    return False
-                raise
-            return True
-    except (NetlinkError, ValueError) as exc:
-        raise AddressError(f"cannot remove {address or ''} / interface {name}: {exc}") from None
+    if (await _ip("link", "show", "dev", name, netns=netns))[0] == 0:
+        code, err = await _ip("link", "del", name, netns=netns)
+        if code != 0:
+            raise AddressError(f"cannot remove interface {name}: {err}")
+        return True
+    if address is None:
+        return False
+    ip = _parse(address)
+    code, err = await _ip("addr", "del", f"{ip}/{ip.max_prefixlen}", "dev", LOOPBACK, netns=netns)
+    if code == 0:
+        return True
+    if "Cannot assign requested address" in err or "not found" in err or "No such" in err:
+        return False
+    raise AddressError(f"cannot remove {ip} from {LOOPBACK}: {err}")

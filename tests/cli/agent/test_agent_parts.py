@@ -34,10 +34,11 @@ def option(argv: tuple[str, ...], flag: str) -> str:
 
 
 def test_engine_then_kubelet_share_the_cri_socket_and_cni_dirs(tmp_path: Path) -> None:
-    args = agent_args(tmp_path, "--node-name", "n1", "--node-ip", "10.1.2.3", "--cluster-dns", "10.96.0.10")
+    args = agent_args(tmp_path, "--node-name", "n1", "--node-ip", "10.1.2.3", "--cluster-dns", "10.96.0.10",
+                      "--cluster-cidr", "10.100.0.0/16")
     paths = AgentPaths(tmp_path / "agent")
-    engine, kubelet = wanted_parts(args)
-    assert (engine.name, kubelet.name) == ("engine", "kubelet")
+    engine, kubelet, proxy, dns = wanted_parts(args)
+    assert (engine.name, kubelet.name, proxy.name, dns.name) == ("engine", "kubelet", "proxy", "dns")
     e_argv, k_argv = engine.argv(paths, args), kubelet.argv(paths, args)
     assert option(e_argv, "--cni-conf-dir") == option(k_argv, "--cni-conf-dir") == str(paths.cni_conf_dir)
     assert option(e_argv, "--cni-bin-dir") == str(paths.cni_bin_dir)
@@ -47,10 +48,28 @@ def test_engine_then_kubelet_share_the_cri_socket_and_cni_dirs(tmp_path: Path) -
     assert (option(k_argv, "--node-name"), option(k_argv, "--node-ip")) == ("n1", "10.1.2.3")
     assert option(k_argv, "--cluster-dns") == "10.96.0.10"
     assert option(k_argv, "--kubeconfig") == str((tmp_path / "node.kubeconfig").resolve())
+    assert option(k_argv, "--cluster-cidr") == "10.100.0.0/16"  # pod-to-pod traffic is not masqueraded
+    p_argv, d_argv = proxy.argv(paths, args), dns.argv(paths, args)
+    assert (option(p_argv, "--node-name"), option(p_argv, "--node-ip")) == ("n1", "10.1.2.3")
+    assert option(p_argv, "--cluster-cidr") == "10.100.0.0/16"
+    assert option(d_argv, "--address") == "10.96.0.10"  # the DNS serves where the pods are told to ask
+
+
+def test_defaults_match_the_parts_own(tmp_path: Path) -> None:
+    """The agent's copies of the cluster constants (kept to avoid importing the parts) agree with them."""
+    from apiserver.allocators import DNS_SERVICE_IP
+    from controllers.node_ipam import DEFAULT_CLUSTER_CIDR
+    from proxy.rules import Config
+
+    assert agent_cmds.DEFAULT_CLUSTER_DNS == DNS_SERVICE_IP
+    assert agent_cmds.DEFAULT_CLUSTER_CIDR == DEFAULT_CLUSTER_CIDR
+    assert agent_cmds.PROXY_TABLE == Config.__dataclass_fields__["table"].default
+    args = agent_args(tmp_path)
+    assert args.cluster_dns == [DNS_SERVICE_IP]
 
 
 def test_no_engine_uses_the_given_cri(tmp_path: Path) -> None:
-    args = agent_args(tmp_path, "--no-engine", "--cri-socket", "/run/other/cri.sock")
+    args = agent_args(tmp_path, "--no-engine", "--cri-socket", "/run/other/cri.sock", "--no-proxy", "--no-dns")
     parts = wanted_parts(args)
     assert [p.name for p in parts] == ["kubelet"]
     assert option(parts[0].argv(AgentPaths(tmp_path), args), "--cri-socket") == "/run/other/cri.sock"

@@ -1,0 +1,123 @@
+"""Multi-node cluster benchmark: create-to-Ready time and idle memory per node.
+
+``python -m bench.cluster`` (root) makes clusters of 1, 3 and 5 nodes one after another with
+``pinnace cluster create`` (as a user would: a fresh process, no kubeconfig merge) under a temp
+``--root``, and for each prints:
+
+- seconds from the command's start to every node Ready (the figure ``create`` reports), next to the
+  issue's target (3 nodes in 10 s) and kind's single node (12-17 s, from the issue);
+- the wall time of the whole command and of ``delete``;
+- after ``--idle`` seconds, the memory of each node's processes (the agent and every part it
+  supervises: engine, kubelet, proxy, dns), as PSS (shared pages split between the processes sharing
+  them, so the sum is what a node really costs), per node and per part, plus the control plane's.
+
+Nothing is asserted; exit status 1 means a cluster did not come up. Every cluster is deleted at the
+end, whatever happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cli.cluster_cmds import REPO
+
+TARGET = {3: 10.0}
+KIND_SINGLE_NODE = "12-17"
+
+
+def _cluster(*argv: str, root: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "cli.multinode.commands", *argv, "--root", str(root)],
+                          cwd=str(REPO), capture_output=True, text=True, timeout=600, check=False)
+    return done, time.monotonic() - start
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size of one process (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def pids_in(directory: Path) -> dict[str, int]:
+    """The processes named by the PID files directly in ``directory`` (name → PID)."""
+    found = {}
+    for pid_file in sorted(directory.glob("*.pid")):
+        try:
+            found[pid_file.stem] = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def memory(cluster_dir: Path) -> tuple[list[int], dict[str, list[int]], int]:
+    """(PSS of each node, PSS of each part across nodes, PSS of the control plane), in KiB."""
+    per_node: list[int] = []
+    per_part: dict[str, list[int]] = {}
+    for node_dir in sorted(cluster_dir.glob("n[0-9]*")):
+        total = 0
+        for part, pid in pids_in(node_dir).items():
+            size = pss_kib(pid)
+            per_part.setdefault(part, []).append(size)
+            total += size
+        per_node.append(total)
+    control = sum(pss_kib(pid) for cp in cluster_dir.glob("cp[0-9]*") for pid in pids_in(cp).values())
+    control += sum(pss_kib(pid) for pid in pids_in(cluster_dir).values())  # the route keeper
+    return per_node, per_part, control
+
+
+def one_size(nodes: int, *, root: Path, idle: float) -> bool:
+    name = f"bench{nodes}"
+    done, wall = _cluster("create", name, "--nodes", str(nodes), "--no-kubeconfig", root=root)
+    try:
+        found = re.search(r"Ready in ([0-9.]+)s", done.stdout)
+        if done.returncode != 0 or not found:
+            print(f"{nodes} node(s): create failed: {(done.stderr or done.stdout).strip()[-400:]}")
+            return False
+        ready = float(found.group(1))
+        target = f"  (target {TARGET[nodes]:.0f}s: {'met' if ready <= TARGET[nodes] else 'missed'})" \
+            if nodes in TARGET else ""
+        print(f"{nodes} node(s): all Ready in {ready:5.1f}s, create command {wall:5.1f}s{target}")
+        time.sleep(idle)
+        per_node, per_part, control = memory(root / name)
+        parts = ", ".join(f"{part} {statistics.mean(sizes) / 1024:.1f}" for part, sizes in sorted(per_part.items()))
+        print(f"    idle PSS per node: mean {statistics.mean(per_node) / 1024:.1f} MiB "
+              f"(max {max(per_node) / 1024:.1f}); per part MiB: {parts}; control plane {control / 1024:.1f} MiB")
+        return True
+    finally:
+        deleted, took = _cluster("delete", name, root=root)
+        print(f"    delete {took:.1f}s" + ("" if deleted.returncode == 0 else f" FAILED: {deleted.stderr.strip()}"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="1,3,5", help="node counts, comma-separated (default %(default)s)")
+    p.add_argument("--idle", type=float, default=10.0, help="seconds to let a cluster settle before measuring")
+    args = p.parse_args(argv)
+    try:
+        sizes = [int(s) for s in args.sizes.split(",") if s]
+    except ValueError:
+        p.error(f"--sizes {args.sizes!r}: give node counts like 1,3,5")
+    if os.geteuid() != 0:
+        print("bench.cluster needs root (network namespaces, bridges)", file=sys.stderr)
+        return 1
+    print(f"pinnace cluster create, {os.cpu_count()} CPUs; kind's single node takes {KIND_SINGLE_NODE}s")
+    with tempfile.TemporaryDirectory(prefix="pinnace-bench-cluster-") as root:
+        ok = [one_size(n, root=Path(root), idle=args.idle) for n in sizes]
+    return 0 if all(ok) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
