@@ -24,10 +24,12 @@ from kubelet.plugins import Plugins
 from kubelet.pod_worker import PODS, TERMINAL, BackoffLike, PodWorker, ProbesLike, VolumesLike, WorkerDeps
 from kubelet.runtime_state import RuntimeState
 from kubelet.sources import ApiSource
-from machinery.client import ApiClient, ApiError, TransportError
+from machinery.client import ApiClient, ApiError, Resource, TransportError
 from machinery.informer import Informer
 
 log = logging.getLogger(__name__)
+
+SERVICES = Resource("", "v1", "services", True)
 
 SYNC_TIMEOUT = 60.0  # seconds the first pod list may take before start() gives up
 
@@ -51,6 +53,8 @@ class Kubelet:
         self.node = NodeAgent(config=config, client=client, cri=cri, port=port or config.port)
         self.runtime = RuntimeState(cri=cri, on_change=self._runtime_changed)
         self.informer = Informer(client, PODS, field_selector=f"spec.nodeName={config.node_name}")
+        # every Service: containers get the service link variables (KUBERNETES_SERVICE_HOST, ...)
+        self.services = Informer(client, SERVICES)
         self.workers: dict[str, PodWorker] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._plugins, self._volumes, self._probes = plugins, volumes, probes
@@ -72,7 +76,7 @@ class Kubelet:
         return WorkerDeps(config=self.config, client=self.client, cri=self.cri, plugins=plugins, volumes=volumes,
                           probes=probes, backoff=self._backoff or backoff_mod.Backoff(),
                           image_backoff=self._image_backoff or backoff_mod.Backoff(), recorder=self.recorder,
-                          source=self.source)
+                          source=self.source, services=self.services.list)
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -83,9 +87,11 @@ class Kubelet:
         self.informer.add_handler(on_add=self._pod_seen, on_update=lambda _old, new: self._pod_seen(new),
                                   on_delete=self._pod_gone)
         self.informer.start()
+        self.services.start()
         try:
             async with asyncio.timeout(SYNC_TIMEOUT):
                 await self.informer.wait_synced()
+                await self.services.wait_synced()
         except TimeoutError:
             raise RuntimeError(f"could not list the pods of node {self.config.node_name} "
                                f"within {SYNC_TIMEOUT:.0f}s") from None
@@ -96,6 +102,7 @@ class Kubelet:
     async def stop(self) -> None:
         """Stop the kubelet's tasks; pods keep running."""
         await self.informer.stop()
+        await self.services.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -22,6 +22,7 @@ class Plugins:
     qos_class: Callable[[dict[str, Any]], str]
     container_mounts: Callable[[dict[str, Any], dict[str, Any], dict[str, str]], list[pb.Mount]]
     run_handler: Callable[..., Awaitable[str | None]]
+    service_env: Callable[..., dict[str, str]]
     config_error: type[Exception]
     volume_error: type[Exception]
 
@@ -32,4 +33,5 @@ class Plugins:
         return cls(sandbox_config=containers.sandbox_config, container_config=containers.container_config,
                    container_hash=containers.container_hash, qos_class=containers.qos_class,
                    container_mounts=volumes.container_mounts, run_handler=hooks.run_handler,
+                   service_env=containers.service_env,
                    config_error=containers.ConfigError, volume_error=volumes.VolumeError)

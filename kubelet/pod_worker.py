@@ -47,7 +47,8 @@ KEEP_PER_CONTAINER = 2  # newest containers of one name kept: the current one an
 
 
 class ProbesLike(Protocol):
-    def sync(self, pod: dict[str, Any], running: dict[str, tuple[str, float]]) -> None: ...
+    def sync(self, pod: dict[str, Any], running: dict[str, tuple[str, float]], *,
+             pod_ip: str | None = None) -> None: ...
     def remove_pod(self, pod_uid: str) -> None: ...
     def ready(self, container_id: str) -> bool: ...
     def started(self, container_id: str) -> bool: ...
@@ -74,6 +75,8 @@ class WorkerDeps:
     image_backoff: BackoffLike  # image pulls
     recorder: EventRecorder
     source: ObjectSource
+    #: the cluster's Services now (for the service link environment variables)
+    services: Callable[[], list[dict[str, Any]]] = list
 
 
 def should_restart(policy: str, exit_code: int) -> bool:
@@ -300,7 +303,7 @@ class PodWorker:
                 attempt = cur.metadata.attempt + 1
             if await self._start(pod, container, snap=snap, attempt=attempt, paths=paths):
                 self.waiting.pop(name, None)
-        self.deps.probes.sync(pod, running)
+        self.deps.probes.sync(pod, running, pod_ip=snap.pod_ips[0] if snap.pod_ips else None)
 
     async def _kill_if_needed(self, pod: dict[str, Any], container: dict[str, Any], cur: pb.ContainerStatus) -> bool:
         """Restart a running container whose spec changed or whose liveness probe failed."""
@@ -366,7 +369,10 @@ class PodWorker:
             mounts = deps.plugins.container_mounts(pod, container, paths)
             config = await deps.plugins.container_config(
                 pod, container, config=deps.config, attempt=attempt, image_ref=image[0], image_user=image[1],
-                mounts=mounts, source=deps.source, pod_ip=pod_ip, host_ip=deps.config.node_ip)
+                mounts=mounts, source=deps.source, pod_ip=pod_ip, host_ip=deps.config.node_ip,
+                service_env=deps.plugins.service_env(
+                    deps.services(), namespace=pod["metadata"].get("namespace", ""),
+                    enable_service_links=pod.get("spec", {}).get("enableServiceLinks", True) is not False))
         except deps.plugins.config_error as exc:
             reason = getattr(exc, "reason", "CreateContainerConfigError")
             self.waiting[name] = (reason, str(exc))
@@ -488,8 +494,13 @@ class PodWorker:
 
     async def _write_status(self, pod: dict[str, Any], snap: rs.PodSnapshot) -> None:
         deps = self.deps
-        running = [cs.id for history in snap.containers.values() for cs in history[:1]
-                   if cs.state == pb.CONTAINER_RUNNING]
+        newest = {name: history[0] for name, history in snap.containers.items() if history}
+        running = [cs.id for cs in newest.values() if cs.state == pb.CONTAINER_RUNNING]
+        # containers started in this very pass are new to the probes: a container with a readiness
+        # probe must not count as ready (the no-probe default) before its first success
+        deps.probes.sync(pod, {name: (cs.id, cs.started_at / 1e9) for name, cs in newest.items()
+                               if cs.state == pb.CONTAINER_RUNNING},
+                         pod_ip=snap.pod_ips[0] if snap.pod_ips else None)
         networked = bool(snap.pod_ips or pod.get("spec", {}).get("hostNetwork"))
         obs = PodObservation(sandbox_ready=snap.ready_sandbox is not None and networked,
                              pod_ips=snap.pod_ips, containers=snap.containers, waiting=dict(self.waiting),

@@ -90,6 +90,9 @@ async def test_api_backed_volumes(client, tmp_path: Path) -> None:
     await api.create(NS, {"metadata": {"name": "v1ns"}})
     await api.create(SA, {"metadata": {"name": "default", "namespace": "v1ns"}})
     await api.create(CMS, {"metadata": {"name": "cfg", "namespace": "v1ns"}, "data": {"greeting": "hello"}})
+    # what the serviceaccount controller publishes in every namespace (the pod's kube-api-access volume needs it)
+    await api.create(CMS, {"metadata": {"name": "kube-root-ca.crt", "namespace": "v1ns"},
+                           "data": {"ca.crt": (server.data_dir / "pki" / "ca.crt").read_text()}})
     await api.create(SECRETS, {"metadata": {"name": "sec", "namespace": "v1ns"}, "stringData": {"pw": "hunter2"}})
     pod = await api.create(PODS, {"metadata": {"name": "web", "namespace": "v1ns"}, "spec": {
         "containers": [{"name": "c", "image": "busybox"}],
@@ -109,6 +112,12 @@ async def test_api_backed_volumes(client, tmp_path: Path) -> None:
                          (server.data_dir / "pki" / "sa.pub").read_bytes())
         assert claims["sub"] == "system:serviceaccount:v1ns:default"
         assert claims["kubernetes.io"]["pod"] == {"name": "web", "uid": pod["metadata"]["uid"]}
+        # the API server's ServiceAccount admission added kube-api-access-*: token, CA and namespace
+        access = next(Path(p) for n, p in paths.items() if n.startswith("kube-api-access-"))
+        assert (access / "namespace").read_text() == "v1ns"
+        assert (access / "ca.crt").read_text().startswith("-----BEGIN CERTIFICATE-----")
+        assert _claims((access / "token").read_text(), (server.data_dir / "pki" / "sa.pub").read_bytes())["sub"] \
+            == "system:serviceaccount:v1ns:default"
         first = os.readlink(cfg / "..data")
         await api.patch(CMS, "cfg", {"data": {"greeting": "bonjour"}}, namespace="v1ns")
         await manager.refresh(pod)
