@@ -142,9 +142,21 @@ def api_ready(files: ClusterFiles) -> bool:
         return False
 
 
-def node_ready(node: dict) -> bool:
+def node_ready(node: dict, *, since: float = 0.0) -> bool:
+    """Ready=True, reported by a heartbeat at or after ``since`` (epoch seconds; RFC 3339 stamps
+    have whole seconds)."""
     conditions = (node.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               and _epoch(c.get("lastHeartbeatTime")) >= int(since) for c in conditions)
+
+
+def _epoch(stamp: object) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _wait(check: Callable[[], bool], *, within: float, failed: Callable[[], str | None]) -> bool:
@@ -257,10 +269,14 @@ def _start_server(files: ClusterFiles, args: argparse.Namespace, progress: Progr
     progress.done(f"control plane ready at {api_url(files)} (pid {process.pid})")
 
 
-def _start_agent(files: ClusterFiles, args: argparse.Namespace, progress: Progress) -> None:
+def _start_agent(files: ClusterFiles, args: argparse.Namespace, progress: Progress, *, wait: bool = True) -> None:
+    """Start the node agent (unless running); with ``wait``, until its engine answers."""
     from cli.agent_cmds import socket_answers
 
     if AGENT.running_pid(files.data_dir) is not None:
+        if wait and not _wait(lambda: socket_answers(files.agent.engine_socket), within=60.0,
+                              failed=_agent_gone(files)):
+            raise RuntimeError(f"the node's engine did not start in 60s; see {AGENT.log_file(files.data_dir)}")
         return
     server = api_url(files) or f"https://127.0.0.1:{args.port}"
     write_node_kubeconfig(files, node_name=args.node_name, server=server)
@@ -268,20 +284,25 @@ def _start_agent(files: ClusterFiles, args: argparse.Namespace, progress: Progre
     process = _spawn(AGENT, files.data_dir, [
         "agent", "--kubeconfig", str(files.agent_kubeconfig), "--data-dir", str(paths.data_dir),
         "--node-name", args.node_name, "--node-ip", args.node_ip, "--kubelet-port", str(args.kubelet_port)])
+    if not wait:
+        return
     died = _exited(AGENT, files.data_dir, process)
     if not _wait(lambda: socket_answers(paths.engine_socket), within=60.0, failed=died):
         raise RuntimeError(f"the node's engine did not start in 60s; see {AGENT.log_file(files.data_dir)}")
     progress.done(f"node agent started (pid {process.pid}; engine on {paths.engine_socket})")
 
 
-def _wait_node(files: ClusterFiles, node_name: str, progress: Progress, *, within: float) -> None:
+def _wait_node(files: ClusterFiles, node_name: str, progress: Progress, *, within: float,
+               since: float) -> None:
+    """Until the Node is Ready by a heartbeat of this run (a stored status from a run before says
+    nothing about the kubelet starting now)."""
     url = f"{api_url(files)}/api/v1/nodes/{node_name}"
     context = _admin_context(files)
     process_gone = _agent_gone(files)
 
     def ready() -> bool:
         try:
-            return node_ready(_get(url, context=context))
+            return node_ready(_get(url, context=context), since=since)
         except (OSError, ValueError):
             return False
 
@@ -315,6 +336,9 @@ def run_up(args: argparse.Namespace) -> int:
     args.node_ip = args.node_ip or default_node_ip()
     files.data_dir.mkdir(parents=True, exist_ok=True)
     progress = Progress()
+    started = time.time()
+    if files.admin_kubeconfig.exists():  # a cluster that ran before: its node starts beside the server
+        _start_agent(files, args, progress, wait=False)
     _start_server(files, args, progress)
     _start_agent(files, args, progress)
     if not args.no_demo_image:
@@ -324,7 +348,7 @@ def run_up(args: argparse.Namespace) -> int:
         target = user_kubeconfig.user_kubeconfig_path()
         context = user_kubeconfig.merge(target, yaml.safe_load(files.admin_kubeconfig.read_text()))
         progress.done(f"kubectl context {context!r} set in {target}")
-    _wait_node(files, args.node_name, progress, within=args.timeout)
+    _wait_node(files, args.node_name, progress, within=args.timeout, since=started)
     print(f"pinnace up: cluster ready at {api_url(files)}; admin kubeconfig {files.admin_kubeconfig}")
     return 0
 

@@ -30,6 +30,7 @@ from machinery.informer import Informer
 log = logging.getLogger(__name__)
 
 SERVICES = Resource("", "v1", "services", True)
+API_WAIT = 60.0  # seconds a starting kubelet waits for the API server to answer
 
 SYNC_TIMEOUT = 60.0  # seconds the first pod list may take before start() gives up
 
@@ -82,7 +83,7 @@ class Kubelet:
 
     async def start(self) -> None:
         self.deps = self._build_deps()
-        await self.node.register()
+        await self._register()
         self._spawn(self.node.run(), "node-heartbeat")
         self.informer.add_handler(on_add=self._pod_seen, on_update=lambda _old, new: self._pod_seen(new),
                                   on_delete=self._pod_gone)
@@ -98,6 +99,19 @@ class Kubelet:
         await self.runtime.relist()
         await self.collect_orphans()
         self._spawn(self._relist_loop(), "pleg")
+
+    async def _register(self) -> None:
+        """Register the Node, waiting for an API server that is still starting (``pinnace up`` starts
+        the node beside the control plane); other errors, and a server gone for long, are fatal."""
+        deadline = asyncio.get_running_loop().time() + API_WAIT
+        while True:
+            try:
+                await self.node.register()
+                return
+            except TransportError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
         """Stop the kubelet's tasks; pods keep running."""

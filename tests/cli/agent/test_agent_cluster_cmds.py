@@ -81,3 +81,13 @@ def test_up_refuses_a_bad_port_before_starting_anything(tmp_path: Path, flag: st
     with pytest.raises(ValueError, match="not a TCP port"):
         cluster_cmds.run_up(args)
     assert not (tmp_path / "c").exists()
+
+
+def test_node_ready_needs_a_heartbeat_of_this_run() -> None:
+    """A Node Ready from an earlier run (stored status) is not this run's node being Ready."""
+    node = {"status": {"conditions": [{"type": "Ready", "status": "True",
+                                       "lastHeartbeatTime": "2026-11-29T10:00:05Z"}]}}
+    at = 1795946405.0  # 2026-11-29T10:00:05Z
+    assert cluster_cmds.node_ready(node, since=at)
+    assert cluster_cmds.node_ready(node, since=at + 0.9)  # stamps have whole seconds
+    assert not cluster_cmds.node_ready(node, since=at + 1)
