@@ -60,6 +60,10 @@ bench: setup
 	$(PY) -m bench.cni
 	$(PY) -m bench.scheduler
 	$(PY) -m bench.controllers
+	$(PY) -m bench.pods
+	$(PY) -m bench.services
+	$(PY) -m bench.dns
+	$(PY) -m bench.cluster
 
 # regenerate the etcd v3 gRPC stubs from apiserver/storage/etcd_proto/rpc.proto
 proto: setup
