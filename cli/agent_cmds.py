@@ -155,6 +155,7 @@ def _kubelet_argv(paths: AgentPaths, args: argparse.Namespace) -> tuple[str, ...
 def _proxy_argv(paths: AgentPaths, args: argparse.Namespace) -> tuple[str, ...]:
     return (*BASE, "proxy", "--kubeconfig", str(args.kubeconfig), "--node-name", args.node_name,
             "--node-ip", args.node_ip, "--cluster-cidr", args.cluster_cidr, "--table", PROXY_TABLE,
+            *(() if args.no_dns else ("--dns", args.cluster_dns[0])),  # one process for both saves ~25 MB
             *(("-v",) if args.verbose else ()))
 
 
@@ -182,7 +183,7 @@ PARTS: tuple[Part, ...] = (
     Part("engine", _engine_argv, lambda a: not a.no_engine, lambda p, a: p.cri_socket),
     Part("kubelet", _kubelet_argv, lambda a: True, lambda p, a: None),
     Part("proxy", _proxy_argv, lambda a: not a.no_proxy, lambda p, a: None),
-    Part("dns", _dns_argv, lambda a: not a.no_dns, lambda p, a: None),
+    Part("dns", _dns_argv, lambda a: a.no_proxy and not a.no_dns, lambda p, a: None),  # else inside the proxy
 )
 
 

@@ -41,10 +41,35 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--full-resync", type=float, default=900.0, help="seconds between full table rewrites")
     p.add_argument("--cleanup", action="store_true", help="remove our table and exit")
     p.add_argument("--cleanup-on-exit", action="store_true", help="remove our table when stopped")
+    p.add_argument("--dns", metavar="ADDRESS",
+                   help="also serve the cluster DNS on ADDRESS:53 in this process (one process less per node)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every sync (debug level)")
 
 
 async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    """The proxy, and the cluster DNS beside it with ``--dns``; either failing ends both."""
+    if not args.dns:
+        await _serve_proxy(args, stop)
+        return
+    from proxy.dns import main as dns_main
+
+    dns_parser = argparse.ArgumentParser()
+    dns_main.configure(dns_parser)
+    dns_args = dns_parser.parse_args([
+        "--address", args.dns, *(("--kubeconfig", args.kubeconfig) if args.kubeconfig else ()),
+        *(("--context", args.context) if args.context else ())])
+    tasks = [asyncio.create_task(_serve_proxy(args, stop), name="proxy"),
+             asyncio.create_task(dns_main.serve(dns_args, stop), name="dns")]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _serve_proxy(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from machinery.client import ApiClient
     from machinery.kubeconfig import load_kubeconfig
     from proxy import host, rules
@@ -89,4 +114,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.min_sync_interval < 0 or args.full_resync <= 0:
         raise ValueError("--min-sync-interval must not be negative and --full-resync must be positive")
+    if args.dns:
+        import ipaddress
+
+        ipaddress.ip_address(args.dns)  # ValueError: reported as one line by the CLI
     return service.run(lambda stop: _serve(args, stop), verbose=args.verbose)

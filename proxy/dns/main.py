@@ -50,7 +50,8 @@ async def _upstreams(args: argparse.Namespace) -> list[tuple[str, int]]:
         return []
 
 
-async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
+async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    """Serve until ``stop``; also run inside ``pinnace proxy --dns``."""
     from machinery.client import ApiClient
     from machinery.kubeconfig import load_kubeconfig
     from proxy.dns import address
@@ -97,4 +98,4 @@ def run(args: argparse.Namespace) -> int:
     ipaddress.ip_address(args.address)  # ValueError: reported as one line by the CLI
     from machinery import service
 
-    return service.run(lambda stop: _serve(args, stop), verbose=args.verbose)
+    return service.run(lambda stop: serve(args, stop), verbose=args.verbose)

@@ -37,8 +37,8 @@ def test_engine_then_kubelet_share_the_cri_socket_and_cni_dirs(tmp_path: Path) -
     args = agent_args(tmp_path, "--node-name", "n1", "--node-ip", "10.1.2.3", "--cluster-dns", "10.96.0.10",
                       "--cluster-cidr", "10.100.0.0/16")
     paths = AgentPaths(tmp_path / "agent")
-    engine, kubelet, proxy, dns = wanted_parts(args)
-    assert (engine.name, kubelet.name, proxy.name, dns.name) == ("engine", "kubelet", "proxy", "dns")
+    engine, kubelet, proxy = wanted_parts(args)
+    assert (engine.name, kubelet.name, proxy.name) == ("engine", "kubelet", "proxy")
     e_argv, k_argv = engine.argv(paths, args), kubelet.argv(paths, args)
     assert option(e_argv, "--cni-conf-dir") == option(k_argv, "--cni-conf-dir") == str(paths.cni_conf_dir)
     assert option(e_argv, "--cni-bin-dir") == str(paths.cni_bin_dir)
@@ -49,10 +49,20 @@ def test_engine_then_kubelet_share_the_cri_socket_and_cni_dirs(tmp_path: Path) -
     assert option(k_argv, "--cluster-dns") == "10.96.0.10"
     assert option(k_argv, "--kubeconfig") == str((tmp_path / "node.kubeconfig").resolve())
     assert option(k_argv, "--cluster-cidr") == "10.100.0.0/16"  # pod-to-pod traffic is not masqueraded
-    p_argv, d_argv = proxy.argv(paths, args), dns.argv(paths, args)
+    p_argv = proxy.argv(paths, args)
     assert (option(p_argv, "--node-name"), option(p_argv, "--node-ip")) == ("n1", "10.1.2.3")
     assert option(p_argv, "--cluster-cidr") == "10.100.0.0/16"
-    assert option(d_argv, "--address") == "10.96.0.10"  # the DNS serves where the pods are told to ask
+    assert option(p_argv, "--dns") == "10.96.0.10"  # the DNS serves, in the proxy, where pods are told to ask
+
+
+def test_dns_runs_alone_without_the_proxy(tmp_path: Path) -> None:
+    args = agent_args(tmp_path, "--no-proxy", "--cluster-dns", "10.96.0.10")
+    parts = {p.name: p for p in wanted_parts(args)}
+    assert set(parts) == {"engine", "kubelet", "dns"}
+    assert option(parts["dns"].argv(AgentPaths(tmp_path), args), "--address") == "10.96.0.10"
+    no_dns = agent_args(tmp_path, "--no-dns")
+    proxy = next(p for p in wanted_parts(no_dns) if p.name == "proxy")
+    assert "--dns" not in proxy.argv(AgentPaths(tmp_path), no_dns)
 
 
 def test_defaults_match_the_parts_own(tmp_path: Path) -> None:
