@@ -9,11 +9,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from apiserver import allocators, kubelet_client, openapi, tokens
 from apiserver import app as app_module
-from apiserver import kubelet_client, openapi, tokens
 from apiserver import pki as pki_module
 from apiserver.auth import Authenticator
-from apiserver.bootstrap import bootstrap, publish_own_endpoints
+from apiserver.bootstrap import advertise_address, bootstrap, publish_own_endpoints
 from apiserver.storage import interface as st
 from apiserver.storage.sqlite import SqliteStorage
 from apiserver.storage.watch_cache import WatchCache
@@ -40,7 +40,9 @@ class ApiServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        """Where clients on this host reach it (loopback for a wildcard bind)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host else host
         return f"https://{host}:{self.port}"
 
     @property
@@ -49,7 +51,11 @@ class ApiServer:
 
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        pki = await asyncio.to_thread(pki_module.ensure_pki, self.data_dir, hosts=[self.host, *self.extra_hosts])
+        # pods reach us as kubernetes.default.svc = the first service IP, DNAT-ed to the advertised address
+        advertised = await advertise_address(self.host)
+        hosts = [h for h in (self.host, *self.extra_hosts, allocators.KUBERNETES_SERVICE_IP, advertised)
+                 if h and h not in ("0.0.0.0", "::")]
+        pki = await asyncio.to_thread(pki_module.ensure_pki, self.data_dir, hosts=hosts)
         backend = self.backend or SqliteStorage(str(self.data_dir / "state.db"))
         self.storage = WatchCache(backend)
         await self.storage.start()

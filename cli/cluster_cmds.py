@@ -261,7 +261,9 @@ def ensure_demo_image(socket_path: Path, *, image: str = DEMO_IMAGE) -> bool:
 def _start_server(files: ClusterFiles, args: argparse.Namespace, progress: Progress) -> None:
     if SERVER.running_pid(files.data_dir) is not None:
         return
-    process = _spawn(SERVER, files.data_dir, ["server", "--data-dir", str(files.data_dir), "--port", str(args.port)])
+    # on every address, as k3s: pods reach it through the kubernetes Service (DNAT to the node's IP)
+    process = _spawn(SERVER, files.data_dir, ["server", "--data-dir", str(files.data_dir), "--port", str(args.port),
+                                              "--host", "0.0.0.0"])
     if not _wait(lambda: files.admin_kubeconfig.exists() and api_ready(files), within=SERVER_READY_TIMEOUT,
                  failed=_exited(SERVER, files.data_dir, process)):
         raise RuntimeError(f"the server did not become ready in {SERVER_READY_TIMEOUT:.0f}s; "

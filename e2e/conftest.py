@@ -3,7 +3,8 @@
 The session ``server`` is parametrised over DATASTORES, so every e2e test runs once on the embedded
 SQLite store and once on a real etcd (started for the session on free loopback ports; the etcd
 runs are skipped, saying why, when the ``etcd`` binary is missing). pytest orders the tests so
-that each server is started once.
+that each server is started once. ``one_node`` is a whole one-node cluster (``pinnace up``) for
+modules that run pods (e2e/node_cluster.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from e2e.cluster import KUBECTL, Kubectl, Server, kubectl_missing
+from e2e.node_cluster import UNSUPPORTED, UNSUPPORTED_REASON, NodeCluster, node_cluster
 from tests.etcd_fixture import SKIP_REASON, EtcdServer, etcd_binary
 
 DATASTORES = ("sqlite", "etcd")
@@ -57,3 +59,12 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
     kubectl("create", "namespace", name)
     yield name
     kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def one_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
+    """A real one-node cluster (``pinnace up`` on temp dirs) for one module, brought down after it."""
+    if UNSUPPORTED:
+        pytest.skip(UNSUPPORTED_REASON)
+    with node_cluster(tmp_path_factory.mktemp("node"), require_up=True) as cluster:
+        yield cluster

@@ -14,30 +14,23 @@ makes a pod through the engine's CRI itself, so there is still something real to
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import os
-import shutil
-import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
 
-from e2e.cluster import KUBECTL, REPO, free_port
+from e2e.cluster import REPO
+from e2e.node_cluster import KUBELET_PRESENT, UNSUPPORTED, UNSUPPORTED_REASON, alive, node_cluster
+from e2e.node_cluster import NodeCluster as Up
 
-KUBELET_PRESENT = importlib.util.find_spec("kubelet.main") is not None
 needs_kubelet = pytest.mark.xfail(not KUBELET_PRESENT, strict=True,
                                   reason="needs `pinnace kubelet` (kubelet/main.py, issue 8); passes once it lands")
-MISSING = [t for t in ("crun", "conmon", "ip", "unshare", "nft", "busybox") if shutil.which(t) is None]
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or bool(MISSING),
-                                reason=f"needs root and {', '.join(MISSING) or 'nothing more'}")
+pytestmark = pytest.mark.skipif(UNSUPPORTED, reason=UNSUPPORTED_REASON)
 OTHER_CONTEXT = {"apiVersion": "v1", "kind": "Config",
                  "clusters": [{"name": "elsewhere", "cluster": {"server": "https://192.0.2.7:6443"}}],
                  "users": [{"name": "someone", "user": {"token": "t"}}],
@@ -45,70 +38,11 @@ OTHER_CONTEXT = {"apiVersion": "v1", "kind": "Config",
                  "current-context": "elsewhere"}
 
 
-@dataclass
-class Up:
-    data_dir: Path
-    env: dict[str, str]
-    port: int
-    kubelet_port: int
-    result: subprocess.CompletedProcess[str] | None = None
-    pids: set[int] = field(default_factory=set)
-
-    @property
-    def user_kubeconfig(self) -> Path:
-        return Path(self.env["KUBECONFIG"])
-
-    def pinnace(self, *argv: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cli.main", *argv], env=self.env, cwd=str(REPO),
-                              capture_output=True, text=True, timeout=timeout, check=False)
-
-    def kubectl(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([KUBECTL, *argv], env=self.env, capture_output=True, text=True, timeout=60,
-                              check=False)
-
-    def recorded_pids(self) -> set[int]:
-        """Every PID file of the cluster (server, agent, their children) plus the pods' conmons."""
-        found = set()
-        for pid_file in [*self.data_dir.glob("*.pid"), *(self.data_dir / "agent").glob("*.pid")]:
-            try:
-                found.add(int(pid_file.read_text().strip()))
-            except (OSError, ValueError):
-                continue
-        for state in (self.data_dir / "agent" / "engine" / "containers").glob("*/state.json"):
-            record = json.loads(state.read_text())
-            found |= {p for p in (record.get("pid"), record.get("conmon_pid")) if p}
-        return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in status
-
-
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    base = tmp_path_factory.mktemp("up")
-    home = base / "home"
-    env = {**os.environ, "HOME": str(home), "KUBECONFIG": str(home / ".kube" / "config")}
-    cluster = Up(data_dir=base / "data", env=env, port=free_port(), kubelet_port=free_port())
-    cluster.user_kubeconfig.parent.mkdir(parents=True)
-    cluster.user_kubeconfig.write_text(yaml.safe_dump(OTHER_CONTEXT))
-    try:
-        cluster.result = cluster.pinnace("up", "--data-dir", str(cluster.data_dir), "--port", str(cluster.port),
-                                         "--kubelet-port", str(cluster.kubelet_port),
-                                         "--timeout", "90" if KUBELET_PRESENT else "3")
-        cluster.pids = cluster.recorded_pids()
+    with node_cluster(tmp_path_factory.mktemp("up"), user_config=OTHER_CONTEXT,
+                      ready_timeout=90 if KUBELET_PRESENT else 3) as cluster:
         yield cluster
-    finally:
-        cluster.pids |= cluster.recorded_pids()
-        if cluster.data_dir.exists():
-            cluster.pinnace("down", "--data-dir", str(cluster.data_dir))
-        for pid in cluster.pids:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_up_runs_the_control_plane_and_the_node_agent(up: Up) -> None:
