@@ -34,5 +34,8 @@ async def test_default_account_and_root_ca_per_namespace(client: ApiClient, name
         again = await _eventually(client, SERVICE_ACCOUNTS, "default", namespace)
         assert again["metadata"]["uid"] != sa["metadata"]["uid"]
         async with asyncio.timeout(10):
-            while (await client.get(CONFIGMAPS, ROOT_CA, namespace=namespace))["data"]["ca.crt"] == "tampered":
+            while True:
+                current = await client.get(CONFIGMAPS, ROOT_CA, namespace=namespace)
+                if current["data"]["ca.crt"] != "tampered":
+                    break
                 await asyncio.sleep(0.05)
