@@ -222,6 +222,20 @@ def remove_links(scope: Scope) -> list[str]:
     return removed
 
 
+def remove_engine_bridge(scope: Scope) -> list[str]:
+    """The engine's own Docker-API bridge (made by the node's engine, e.g. for the demo image's
+    build), once no container of any engine is plugged into it; an engine that needs it again
+    makes it again."""
+    from engine.daemon.network import BRIDGE_NAME
+
+    if not (SYS_NET / BRIDGE_NAME).exists() or _bridge_ports(BRIDGE_NAME):
+        return []
+    done = _ip("link", "del", BRIDGE_NAME)
+    if done.returncode != 0 and (SYS_NET / BRIDGE_NAME).exists():
+        raise CleanupError(f"cannot delete bridge {BRIDGE_NAME}: {done.stderr.strip()}")
+    return [f"bridge {BRIDGE_NAME}"]
+
+
 def _leases(ipam_dir: Path) -> list[str]:
     """Files named after a leased address: a pod (of another cluster sharing the dir) still holds it."""
     import ipaddress
@@ -335,6 +349,7 @@ STEPS: tuple[tuple[str, Callable[[Scope], list[str]]], ...] = (
     ("pod namespaces", remove_namespaces),
     ("cgroups", remove_cgroups),
     ("pod network links", remove_links),
+    ("engine bridge", remove_engine_bridge),
     ("nftables rules", remove_nft),
     ("service proxy rules", remove_proxy_table),
     ("cluster DNS address", remove_dns_address),

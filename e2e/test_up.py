@@ -193,5 +193,14 @@ def test_down_leaves_nothing_behind(up: Up) -> None:
     masq = subprocess.run(["nft", "list", "table", "inet", MASQ_TABLE], capture_output=True, text=True, check=False)
     assert ports.exists() or "masq_pinnace_" not in masq.stdout
     assert not [v for v in Path("/sys/class/net").iterdir() if v.name in veths], "our pods' veths are left"
+    # the proxy's table and the DNS address live in this (host) namespace too: gone unless another
+    # cluster here still has pods (then it may own them)
+    if not ports.exists():
+        proxy = subprocess.run(["nft", "list", "table", "ip", "pinnace-proxy"], capture_output=True, check=False)
+        assert proxy.returncode != 0, "table ip pinnace-proxy left behind"
+        addresses = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True).stdout
+        assert " 10.43.0.10/" not in addresses, "the cluster DNS address is left behind"
+        engine_bridge = Path("/sys/class/net/pinnace0/brif")
+        assert not engine_bridge.exists() or list(engine_bridge.iterdir()), "pinnace0 left with no port on it"
     config = yaml.safe_load(up.user_kubeconfig.read_text())
     assert [c["name"] for c in config["contexts"]] == ["elsewhere"]
