@@ -10,7 +10,7 @@ import pytest
 
 from kubelet.containers import ConfigError, container_config, container_hash
 from kubelet.cri import pb
-from tests.kubelet.containers.ctr_env import FakeSource, make_config, make_pod
+from tests.kubelet.containers.kctr_env import FakeSource, make_config, make_pod
 
 GIB = 1 << 30
 APP = {

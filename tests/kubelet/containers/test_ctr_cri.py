@@ -21,7 +21,7 @@ from kubelet.hooks import run_handler
 from kubelet.probes import ProbeManager, run_probe
 from tests.engine.cri import cri_env
 from tests.engine.cri.conftest import busybox, cri, cri_store, needs_host  # noqa: F401 - fixtures
-from tests.kubelet.containers.ctr_env import FakeSource, make_config, make_pod
+from tests.kubelet.containers.kctr_env import FakeSource, make_config, make_pod
 
 pytestmark = needs_host
 HOST_DNS = pb.DNSConfig(servers=[cri_env.GATEWAY])

@@ -9,7 +9,7 @@ import pytest
 from kubelet.containers import ConfigError
 from kubelet.containers.downward import PodAddresses, field_value, resource_value
 from kubelet.containers.env import expand_command, resolve_env
-from tests.kubelet.containers.ctr_env import FakeSource, make_pod, secret
+from tests.kubelet.containers.kctr_env import FakeSource, make_pod, secret
 
 ALLOC = {"cpu": 4000, "memory": 8 << 30, "ephemeral-storage": 100 << 30}
 ADDR = PodAddresses(pod_ips=("10.1.0.5", "fd00::5"), host_ips=("192.168.1.2",))

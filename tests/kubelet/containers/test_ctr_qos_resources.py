@@ -9,7 +9,7 @@ import pytest
 from kubelet.containers import ConfigError, qos_class
 from kubelet.containers.qos import oom_score_adj
 from kubelet.containers.resources import linux_resources, milli_cpu_to_quota, milli_cpu_to_shares
-from tests.kubelet.containers.ctr_env import make_pod
+from tests.kubelet.containers.kctr_env import make_pod
 
 GIB = 1 << 30
 

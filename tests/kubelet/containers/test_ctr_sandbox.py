@@ -9,7 +9,7 @@ import pytest
 from kubelet.containers import ConfigError, pod_fqdn, sandbox_config
 from kubelet.containers.dns import parse_resolv_conf
 from kubelet.cri import pb
-from tests.kubelet.containers.ctr_env import make_config, make_pod
+from tests.kubelet.containers.kctr_env import make_config, make_pod
 
 HOST = parse_resolv_conf("# host\nnameserver 192.168.1.1\nnameserver 8.8.8.8\nsearch corp.example lan\n"
                          "options edns0 timeout:2\n")

@@ -10,7 +10,7 @@ from google.protobuf import json_format
 from kubelet.containers import ConfigError
 from kubelet.containers.security import container_security, sandbox_security, verify_run_as_non_root
 from kubelet.cri import pb
-from tests.kubelet.containers.ctr_env import make_pod
+from tests.kubelet.containers.kctr_env import make_pod
 
 
 def pod_with(pod_sc: dict | None, ctr_sc: dict | None, **spec: Any) -> tuple[dict, dict]:
