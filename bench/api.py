@@ -180,10 +180,19 @@ async def measure_creates_and_reads(client: Client, endpoint: Endpoint, *, setti
         durations, body = await client.timed(Call("GET", collection("bench-par")), repeat=LIST_REPEAT,
                                              headers={"Accept": accept})
         figures.values[key] = statistics.median(durations) * 1000
-        got = len(orjson.loads(body).get(items) or [])
+        # the controller-manager publishes kube-root-ca.crt into every namespace: not one of ours
+        got = sum(1 for entry in orjson.loads(body).get(items) or ()
+                  if _listed_name(entry) != "kube-root-ca.crt")
         if got != n:
             figures.problems.append(f"{key}: GET {collection('bench-par')} (Accept: {accept}) "
                                     f"returned {got} {items}, expected {n}")
+
+
+def _listed_name(entry: dict) -> str:
+    """The name of a list item or of a Table row (its first cell)."""
+    if "cells" in entry:
+        return str((entry.get("cells") or [""])[0])
+    return str((entry.get("metadata") or {}).get("name", ""))
 
 
 async def measure_watch(client: Client, endpoint: Endpoint, *, settings: Settings, figures: Figures,
