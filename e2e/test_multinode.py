@@ -11,116 +11,36 @@ still cleans up. Pods use busybox ``nc`` (its static ``wget`` crashes on this ho
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
 
-from e2e.cluster import KUBECTL, REPO
+from e2e.cluster import REPO
+from e2e.multinode_kit import HTTPD, IMAGE, SKIP, SLEEP, Host, alive, make_host
+from e2e.multinode_kit import cmdline as _cmdline
+from e2e.multinode_kit import fetch_from as _fetch_from
+from e2e.multinode_kit import force_delete as _force_delete
+from e2e.multinode_kit import is_ready as _ready
+from e2e.multinode_kit import nodes as _nodes
+from e2e.multinode_kit import pod as _pod
+from e2e.multinode_kit import pod_ip as _pod_ip
+from e2e.multinode_kit import run_pods as _run_pods
+from e2e.multinode_kit import started as _started
+from e2e.multinode_kit import wait as _wait
 
-MISSING = [t for t in ("crun", "conmon", "ip", "nsenter", "nft", "busybox", "kubectl") if shutil.which(t) is None]
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or bool(MISSING),
-                                reason=f"needs root and {', '.join(MISSING) or 'nothing more'}")
+pytestmark = SKIP
 READY_TARGET = 10.0  # seconds from `create` to every node Ready (issue 10)
-IMAGE = "pinnace/busybox:1"
-
-
-@dataclass
-class Host:
-    root: Path
-    env: dict[str, str]
-    created: dict[str, float] = field(default_factory=dict)  # cluster → seconds to all nodes Ready
-    pids: dict[str, set[int]] = field(default_factory=dict)
-
-    def cluster(self, *argv: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cli.multinode.commands", *argv, "--root", str(self.root)],
-                              env=self.env, cwd=str(REPO), capture_output=True, text=True, timeout=timeout,
-                              check=False)
-
-    def kubectl(self, context: str, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([KUBECTL, "--context", context, *argv], env=self.env, input=stdin,
-                              capture_output=True, text=True, timeout=90, check=False)
-
-    def record(self, name: str) -> dict:
-        return json.loads((self.root / name / "cluster.json").read_text())
-
-    def create(self, name: str, nodes: int, *extra: str) -> subprocess.CompletedProcess[str]:
-        done = self.cluster("create", name, "--nodes", str(nodes), *extra)
-        found = re.search(r"Ready in ([0-9.]+)s", done.stdout)
-        if found:
-            self.created[name] = float(found.group(1))
-        return done
-
-    def recorded_pids(self, name: str) -> set[tuple[int, str]]:
-        """Every live process the cluster recorded (servers, agents, their parts, route keeper, the pods'),
-        as (PID, start time): a PID reused later by another process is not ours."""
-        found: set[int] = set()
-        directory = self.root / name
-        for pid_file in directory.rglob("*.pid"):
-            if "containers" in pid_file.parts:
-                continue
-            try:
-                found.add(int(pid_file.read_text().strip()))
-            except (OSError, ValueError):
-                continue
-        for state in directory.glob("n*/engine/containers/*/state.json"):
-            record = json.loads(state.read_text())
-            found |= {p for p in (record.get("pid"), record.get("conmon_pid")) if p}
-        return {(pid, _started(pid)) for pid in found if alive(pid)}
-
-
-def _stat(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return []
-
-
-def _started(pid: int) -> str:
-    fields = _stat(pid)
-    return fields[19] if len(fields) > 19 else ""
-
-
-def alive(pid: int, started: str | None = None) -> bool:
-    """Running (not a zombie), and the same process when its start time is given."""
-    fields = _stat(pid)
-    return bool(fields) and fields[0] != "Z" and (started is None or fields[19] == started)
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
-    except OSError:
-        return "?"
-
-
-def _force_delete(host: Host, name: str) -> None:
-    if not (host.root / name / "cluster.json").exists():
-        return
-    pids = host.recorded_pids(name)
-    host.cluster("delete", name)
-    for pid, started in pids:
-        if alive(pid, started):
-            os.kill(pid, 9)
 
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
-    base = tmp_path_factory.mktemp("multinode")
-    home = base / "home"
-    home.mkdir()
-    env = {**os.environ, "HOME": str(home), "KUBECONFIG": str(home / ".kube" / "config")}
-    made = Host(root=base / "clusters", env=env)
+    made = make_host(tmp_path_factory.mktemp("multinode"))
     try:
         yield made
     finally:
@@ -133,56 +53,6 @@ def t(host: Host) -> str:
     done = host.create("t", 3)
     assert done.returncode == 0, done.stdout + done.stderr
     return "pinnace-t"
-
-
-def _nodes(host: Host, context: str) -> list[dict]:
-    done = host.kubectl(context, "get", "nodes", "-o", "json")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)["items"]
-
-
-def _ready(node: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or [])
-
-
-def _wait(check, *, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within:.0f}s")
-        time.sleep(0.5)
-
-
-def _pod(name: str, node: str, command: list[str]) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
-            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1, "containers": [
-                {"name": "c", "image": IMAGE, "imagePullPolicy": "Never", "command": command}]}}
-
-
-HTTPD = ["sh", "-c", "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"]
-SLEEP = ["sleep", "3600"]
-
-
-def _run_pods(host: Host, context: str, pods: list[dict]) -> dict[str, str]:
-    """Apply pods, wait until they are Ready; their IPs."""
-    applied = host.kubectl(context, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                                          "items": pods}))
-    assert applied.returncode == 0, applied.stderr
-    names = [p["metadata"]["name"] for p in pods]
-    waited = host.kubectl(context, "wait", "--for=condition=Ready", "--timeout=90s", *[f"pod/{n}" for n in names])
-    assert waited.returncode == 0, waited.stderr + host.kubectl(context, "get", "pods", "-o", "wide").stdout
-    listed = json.loads(host.kubectl(context, "get", "pods", "-o", "json").stdout)["items"]
-    return {p["metadata"]["name"]: p["status"]["podIP"] for p in listed if p["metadata"]["name"] in names}
-
-
-def _pod_ip(host: Host, context: str, name: str) -> str:
-    return host.kubectl(context, "get", "pod", name, "-o", "jsonpath={.status.podIP}").stdout.strip()
-
-
-def _fetch_from(host: Host, context: str, pod: str, address: str, port: int = 8080) -> str:
-    done = host.kubectl(context, "exec", pod, "--", "sh", "-c",
-                        f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 {address} {port}')
-    return done.stdout + done.stderr
 
 
 # ------------------------------------------------------------------------------------------ tests

@@ -258,6 +258,10 @@ class NodeAgent:
 
     async def run(self) -> None:
         while True:
+            started = time.monotonic()
             await self.beat()
             # until node IPAM has given us a podCIDR the node cannot be Ready: look again soon
-            await asyncio.sleep(self.config.heartbeat_interval if self.pod_cidr else NETWORK_POLL)
+            period = self.config.heartbeat_interval if self.pod_cidr else NETWORK_POLL
+            # a fixed rate: the Lease is renewed every period, not every period plus the time a beat took
+            # (a status report), which a node monitor grace period equal to the period would not forgive
+            await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))

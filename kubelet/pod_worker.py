@@ -112,6 +112,7 @@ class PodWorker:
         self._exits_seen: dict[str, str] = {}  # back-off key -> id of the exit already counted
         self.images = ImagePuller(uid=uid, cri=deps.cri, backoff=deps.image_backoff, recorder=deps.recorder)
         self._written: dict[str, Any] = {}
+        self._written_rv: int | None = None  # the pod's resourceVersion our last status write made
         self._refreshed = time.monotonic()
         self.task: asyncio.Task[None] | None = None
 
@@ -507,14 +508,32 @@ class PodWorker:
                              ready={cid: deps.probes.ready(cid) for cid in running},
                              started={cid: deps.probes.started(cid) for cid in running},
                              host_ip=deps.config.node_ip, qos_class=deps.plugins.qos_class(pod))
-        old = {**(pod.get("status") or {}), **self._written}
+        api = pod.get("status") or {}
+        # Our last write overlays a cached copy that may predate it; a copy newer than that write has
+        # it already, plus whatever another writer changed since (the node lifecycle controller marks
+        # pods Ready=False when it loses the node): compare with that, so our view is restored.
+        old = api if _newer_than(pod, self._written_rv) else {**api, **self._written}
         new = compute_status({**pod, "status": old}, obs)
         if not status_changed(old, new):
             return
         md = pod.get("metadata", {})
-        await deps.client.patch(PODS, md["name"], {"status": new}, namespace=md.get("namespace"),
-                                subresource="status")
+        written = await deps.client.patch(PODS, md["name"], {"status": new}, namespace=md.get("namespace"),
+                                          subresource="status")
         self._written = new
+        self._written_rv = _resource_version(written)
+
+
+def _resource_version(obj: Any) -> int | None:
+    try:
+        return int(obj["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _newer_than(pod: dict[str, Any], written_rv: int | None) -> bool:
+    """The cached pod was changed after our last status write."""
+    current = _resource_version(pod)
+    return written_rv is not None and current is not None and current > written_rv
 
 
 def _make_dir(path: str) -> None:

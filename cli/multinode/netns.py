@@ -67,6 +67,7 @@ def masquerade_script(cluster: Cluster) -> str:
     return (f"add table inet {table}\n"
             f"add chain inet {table} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}\n"
             f"flush chain inet {table} postrouting\n"
+            f"add rule inet {table} postrouting oifname \"lo\" return\n"  # the host to itself: keep its source
             f"add rule inet {table} postrouting ip saddr {cluster.subnet} oifname != \"{cluster.bridge}\" "
             f"masquerade\n")
 
