@@ -147,6 +147,8 @@ def _kubelet_argv(paths: AgentPaths, args: argparse.Namespace) -> tuple[str, ...
         argv += ["--cluster-dns", server]
     if args.node_labels:
         argv += ["--node-labels", args.node_labels]
+    if args.node_lease_duration_seconds:
+        argv += ["--node-lease-duration-seconds", str(args.node_lease_duration_seconds)]
     if args.verbose:
         argv.append("-v")
     return tuple(argv)
@@ -205,6 +207,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node-labels", default="", help="extra Node labels, k=v,...")
     p.add_argument("--cluster-cidr", default=DEFAULT_CLUSTER_CIDR,
                    help="the pods' CIDR; service traffic from outside it is masqueraded (default %(default)s)")
+    p.add_argument("--node-lease-duration-seconds", type=int, metavar="N",
+                   help="the kubelet's node Lease duration (renewed every quarter; default 40)")
     p.add_argument("--no-proxy", action="store_true", help="do not run the service proxy")
     p.add_argument("--no-dns", action="store_true", help="do not run the cluster DNS server")
     p.add_argument("--no-engine", action="store_true", help="use a running CRI (--cri-socket) instead of our engine")

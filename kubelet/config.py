@@ -39,7 +39,8 @@ class KubeletConfig:
     cluster_cidr: str | None = None  # all nodes' pod CIDRs: pod-to-pod traffic is not masqueraded
     node_labels: dict[str, str] = field(default_factory=dict)
     max_pods: int = MAX_PODS
-    heartbeat_interval: float = HEARTBEAT_INTERVAL
+    heartbeat_interval: float = HEARTBEAT_INTERVAL  # a quarter of lease_duration, as upstream
+    lease_duration: int = LEASE_DURATION
     sync_interval: float = 1.0  # seconds between runtime relists (the PLEG period)
     sync_frequency: float = 60.0  # seconds between full resyncs of a pod (re-projects its config volumes)
 

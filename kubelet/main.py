@@ -15,7 +15,14 @@ import socket
 import sys
 from pathlib import Path
 
-from kubelet.config import DEFAULT_CLUSTER_DOMAIN, DEFAULT_PORT, DEFAULT_ROOT_DIR, MAX_PODS, KubeletConfig
+from kubelet.config import (
+    DEFAULT_CLUSTER_DOMAIN,
+    DEFAULT_PORT,
+    DEFAULT_ROOT_DIR,
+    LEASE_DURATION,
+    MAX_PODS,
+    KubeletConfig,
+)
 
 DEFAULT_CRI_SOCKET = "/run/pinnace/cri.sock"
 
@@ -33,6 +40,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster-domain", default=DEFAULT_CLUSTER_DOMAIN, help="default %(default)s")
     p.add_argument("--cni-conf-dir", help="write the node's CNI conflist here once it has a podCIDR")
     p.add_argument("--cni-bridge", default="pinnacebr0", help="bridge of that conflist (default %(default)s)")
+    p.add_argument("--node-lease-duration-seconds", type=int, default=LEASE_DURATION, metavar="N",
+                   help="the node Lease's duration; it is renewed every quarter of it (default %(default)s)")
     p.add_argument("--cni-ipam-dir", help="host-local IPAM state dir (default: the plugin's)")
     p.add_argument("--cluster-cidr", help="all nodes' pod CIDRs: traffic between pods keeps its source "
                                           "address (host-gw routing); other traffic is masqueraded")
@@ -64,6 +73,8 @@ def build_config(args: argparse.Namespace) -> KubeletConfig:
             raise ValueError(f"{flag}: {value!r} is not an IP address") from None
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port {args.port} is out of range")
+    if args.node_lease_duration_seconds < 1:
+        raise ValueError(f"--node-lease-duration-seconds {args.node_lease_duration_seconds} must be positive")
     if args.max_pods < 1 or args.sync_interval <= 0 or args.sync_frequency <= 0:
         raise ValueError("--max-pods, --sync-interval and --sync-frequency must be positive")
     if not args.node_name:
@@ -76,6 +87,7 @@ def build_config(args: argparse.Namespace) -> KubeletConfig:
         cni_conf_dir=Path(args.cni_conf_dir) if args.cni_conf_dir else None, cni_bridge=args.cni_bridge,
         cni_ipam_dir=Path(args.cni_ipam_dir) if args.cni_ipam_dir else None,
         cluster_cidr=args.cluster_cidr,
+        lease_duration=args.node_lease_duration_seconds, heartbeat_interval=args.node_lease_duration_seconds / 4,
         node_labels=parse_labels(args.node_labels), max_pods=args.max_pods, sync_interval=args.sync_interval,
         sync_frequency=args.sync_frequency)
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubelet.config import LEASE_DURATION, NODE_LEASE_NAMESPACE, NODE_STATUS_INTERVAL, KubeletConfig
+from kubelet.config import NODE_LEASE_NAMESPACE, NODE_STATUS_INTERVAL, KubeletConfig
 from kubelet.cri import CriClient, pb
 from kubelet.network import write_conflist
 from machinery.client import (
@@ -204,7 +204,8 @@ class NodeAgent:
         return True
 
     async def renew_lease(self) -> None:
-        spec = {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_DURATION, "renewTime": _micro_now()}
+        spec = {"holderIdentity": self.name, "leaseDurationSeconds": self.config.lease_duration,
+                "renewTime": _micro_now()}
         try:
             await self.client.patch(LEASES, self.name, {"spec": spec}, namespace=NODE_LEASE_NAMESPACE)
             return

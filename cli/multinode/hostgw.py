@@ -130,6 +130,8 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
                         layout.load, str(args.cluster_dir.parent), args.cluster_dir.name)
                 except layout.ClusterError as exc:  # being deleted: nothing to keep
                     log.warning("%s", exc)
+                    if not args.cluster_dir.exists():  # gone for good (e.g. its temp dir removed): so are we
+                        break
                     continue
                 await sync_all(cluster, informer.list())
         finally:

@@ -36,7 +36,19 @@ def agent_argv(cluster: Cluster, node: NodeSpec) -> list[str]:
     return procs.in_netns(node.netns, [
         *procs.PINNACE, "agent", "--kubeconfig", str(kubeconfig_path(node)), "--data-dir", node.dir,
         "--node-name", node.name, "--node-ip", node.ip, "--kubelet-port", str(KUBELET_PORT),
-        "--cluster-cidr", str(cluster.cluster_cidr)])
+        "--cluster-cidr", str(cluster.cluster_cidr), *lease_flags(cluster)])
+
+
+def lease_flags(cluster: Cluster) -> list[str]:
+    """A node monitor grace period shorter than the default gets a Lease as long as it, renewed every
+    quarter of it, so a healthy node is never a heartbeat away from being declared unreachable."""
+    flags = cluster.server_flags
+    if "--node-monitor-grace-period" not in flags:
+        return []
+    from controllers.main import duration
+
+    grace = duration(flags[flags.index("--node-monitor-grace-period") + 1])
+    return ["--node-lease-duration-seconds", str(max(1, int(grace)))] if grace < 40 else []
 
 
 def write_kubeconfig(cluster: Cluster, node: NodeSpec) -> Path:
