@@ -34,7 +34,7 @@ from typing import Any
 from controllers.disruption import BudgetError, scaled
 from controllers.node_ipam import NODES
 from controllers.replicaset import PODS, available_in, is_ready, slow_start_batches
-from machinery.client import ApiClient, ApiError, NotFound, Resource
+from machinery.client import ApiClient, ApiError, NotFound
 from machinery.reconcile import (
     CONTROLLER_UID_INDEX,
     Reconciler,
@@ -45,13 +45,12 @@ from machinery.reconcile import (
     owner_key_mapper,
     uid_of,
 )
+from machinery.resources import CONTROLLER_REVISIONS, DAEMONSETS
 from scheduler.matching import NodeSelectorTerm, tolerates
 from scheduler.podinfo import PodSpecError
 
 log = logging.getLogger(__name__)
 
-DAEMONSETS = Resource("apps", "v1", "daemonsets", True)
-CONTROLLER_REVISIONS = Resource("apps", "v1", "controllerrevisions", True)
 Obj = dict[str, Any]
 
 HASH_LABEL = "controller-revision-hash"

@@ -37,7 +37,7 @@ import orjson
 
 from controllers.replicaset import PODS, REPLICASETS
 from machinery import meta
-from machinery.client import AlreadyExists, ApiClient, Conflict, NotFound, Resource
+from machinery.client import AlreadyExists, ApiClient, Conflict, NotFound
 from machinery.reconcile import (
     CONTROLLER_UID_INDEX,
     Reconciler,
@@ -48,11 +48,11 @@ from machinery.reconcile import (
     owner_key_mapper,
     uid_of,
 )
+from machinery.resources import DEPLOYMENTS
 from machinery.selectors import LabelSelector, SelectorError
 
 log = logging.getLogger(__name__)
 
-DEPLOYMENTS = Resource("apps", "v1", "deployments", True)
 Obj = dict[str, Any]
 
 HASH_LABEL = "pod-template-hash"

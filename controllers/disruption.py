@@ -28,15 +28,13 @@ from typing import Any
 from apiserver.eviction import is_ready, selects, set_disruption_condition
 from controllers.replicaset import PODS, REPLICASETS
 from machinery import meta
-from machinery.client import ApiClient, ApiError, NotFound, Resource
+from machinery.client import ApiClient, ApiError, NotFound
 from machinery.informer import object_key
 from machinery.reconcile import Reconciler, SharedInformers, controller_ref, is_deleting
+from machinery.resources import DEPLOYMENTS, PDBS, STATEFULSETS
 
 log = logging.getLogger(__name__)
 
-PDBS = Resource("policy", "v1", "poddisruptionbudgets", True)
-DEPLOYMENTS = Resource("apps", "v1", "deployments", True)
-STATEFULSETS = Resource("apps", "v1", "statefulsets", True)
 Obj = dict[str, Any]
 
 #: seconds an eviction recorded in disruptedPods counts before the pod must have gone (upstream)

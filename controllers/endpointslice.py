@@ -27,7 +27,7 @@ from typing import Any
 
 from controllers.replicaset import PODS, is_ready
 from machinery import meta
-from machinery.client import ApiClient, NotFound, Resource
+from machinery.client import ApiClient, NotFound
 from machinery.informer import object_key
 from machinery.reconcile import (
     CONTROLLER_UID_INDEX,
@@ -37,14 +37,13 @@ from machinery.reconcile import (
     make_controller_ref,
     uid_of,
 )
+from machinery.resources import ENDPOINTSLICES, SERVICES
 from machinery.selectors import LabelSelector, SelectorError
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
-SERVICES = Resource("", "v1", "services", True)
-ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", True)
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"

@@ -14,12 +14,12 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from machinery.client import ApiClient, NotFound, Resource
+from machinery.client import ApiClient, NotFound
 from machinery.reconcile import Reconciler, SharedInformers
+from machinery.resources import NODES
 
 log = logging.getLogger(__name__)
 
-NODES = Resource("", "v1", "nodes", False)
 DEFAULT_CLUSTER_CIDR = "10.42.0.0/16"
 DEFAULT_NODE_MASK = 24
 #: how long to wait before trying again once the cluster CIDR is used up

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from machinery import meta
-from machinery.client import ApiClient, ApiError, NotFound, Resource
+from machinery.client import ApiClient, ApiError, NotFound
 from machinery.reconcile import (
     CONTROLLER_UID_INDEX,
     Reconciler,
@@ -33,12 +33,11 @@ from machinery.reconcile import (
     is_deleting,
     uid_of,
 )
+from machinery.resources import PODS, REPLICASETS
 from machinery.selectors import LabelSelector, SelectorError
 
 log = logging.getLogger(__name__)
 
-PODS = Resource("", "v1", "pods", True)
-REPLICASETS = Resource("apps", "v1", "replicasets", True)
 Obj = dict[str, Any]
 
 #: pods a reconcile creates at most (the rest come on the next pass, as in Kubernetes)

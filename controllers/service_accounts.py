@@ -13,10 +13,8 @@ from typing import Any
 
 from machinery.client import AlreadyExists, ApiClient, Conflict, Forbidden, NotFound, Resource
 from machinery.reconcile import Reconciler, SharedInformers
+from machinery.resources import CONFIGMAPS, NAMESPACES, SERVICE_ACCOUNTS
 
-NAMESPACES = Resource("", "v1", "namespaces", False)
-SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", True)
-CONFIGMAPS = Resource("", "v1", "configmaps", True)
 DEFAULT_SA = "default"
 ROOT_CA = "kube-root-ca.crt"
 ROOT_CA_ANNOTATION = "kubernetes.io/description"

@@ -24,12 +24,12 @@ from kubelet.plugins import Plugins
 from kubelet.pod_worker import PODS, TERMINAL, BackoffLike, PodWorker, ProbesLike, VolumesLike, WorkerDeps
 from kubelet.runtime_state import RuntimeState
 from kubelet.sources import ApiSource
-from machinery.client import ApiClient, ApiError, Resource, TransportError
+from machinery.client import ApiClient, ApiError, TransportError
 from machinery.informer import Informer
+from machinery.resources import SERVICES
 
 log = logging.getLogger(__name__)
 
-SERVICES = Resource("", "v1", "services", True)
 API_WAIT = 60.0  # seconds a starting kubelet waits for the API server to answer
 
 SYNC_TIMEOUT = 60.0  # seconds the first pod list may take before start() gives up

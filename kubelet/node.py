@@ -27,18 +27,15 @@ from kubelet.network import write_conflist
 from machinery.client import (
     ApiClient,
     ApiError,
-    Resource,
     TransportError,
     is_already_exists,
     is_not_found,
 )
 from machinery.meta import now
+from machinery.resources import LEASES, NAMESPACES, NODES
 
 log = logging.getLogger(__name__)
 
-NODES = Resource("", "v1", "nodes", False)
-LEASES = Resource("coordination.k8s.io", "v1", "leases", True)
-NAMESPACES = Resource("", "v1", "namespaces", False)
 
 KUBELET_VERSION = "v1.32.0-pinnace"  # what our API server's /version reports (apiserver/handlers/discovery)
 ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",

@@ -33,11 +33,11 @@ from kubelet.images import BackoffLike, ImagePuller
 from kubelet.plugins import Plugins
 from kubelet.sources import ObjectSource
 from kubelet.status import PodObservation, compute_status, status_changed
-from machinery.client import ApiClient, ApiError, Resource, TransportError
+from machinery.client import ApiClient, ApiError, TransportError
+from machinery.resources import PODS
 
 log = logging.getLogger(__name__)
 
-PODS = Resource("", "v1", "pods", True)
 DEFAULT_GRACE = 30
 ORPHAN_GRACE_CAP = 10  # seconds an orphan (pod gone from the API) gets to stop
 RESET_AFTER_RUN = 600.0  # a container that ran this long restarts without back-off, as upstream

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from machinery.client import ApiClient, Resource, is_not_found
+from machinery.resources import CONFIGMAPS, SECRETS, SERVICE_ACCOUNTS
 
 RESOURCES: dict[str, Resource] = {
-    "configmaps": Resource("", "v1", "configmaps", True),
-    "secrets": Resource("", "v1", "secrets", True),
+    "configmaps": CONFIGMAPS,
+    "secrets": SECRETS,
 }
-SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", True)
 
 
 class ObjectSource(Protocol):

@@ -46,6 +46,7 @@ from typing import Any, ClassVar, Protocol
 
 from machinery.client import ApiClient, ApiError, Conflict, NotFound, Resource, TransportError
 from machinery.informer import IndexFunc, Informer, Store, namespace_index, object_key
+from machinery.resources import LEASES
 from machinery.workqueue import ShutDown, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,6 @@ Obj = dict[str, Any]
 KeyMapper = Callable[[Obj], Iterable[str]]
 
 CONTROLLER_UID_INDEX = "controller-uid"
-LEASES = Resource("coordination.k8s.io", "v1", "leases", True)
 
 
 class Runnable(Protocol):

@@ -16,15 +16,15 @@ import logging
 import time
 from typing import Any
 
-from machinery.client import ApiClient, Resource
+from machinery.client import ApiClient
 from machinery.informer import Informer
+from machinery.resources import ENDPOINTSLICES as ENDPOINT_SLICES
+from machinery.resources import SERVICES
 from proxy import model, rules
 from proxy.nft import Nft, NftError
 
 log = logging.getLogger(__name__)
 
-SERVICES = Resource("", "v1", "services", True)
-ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices", True)
 
 
 class Programmer:

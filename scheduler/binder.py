@@ -6,9 +6,8 @@ pod cannot both win; the loser's cache forgets its assumption.
 
 from __future__ import annotations
 
-from machinery.client import ApiClient, Resource
-
-PODS = Resource("", "v1", "pods", True)
+from machinery.client import ApiClient
+from machinery.resources import PODS
 
 
 def binding(*, namespace: str, name: str, uid: str, node: str) -> dict:

@@ -16,11 +16,11 @@ from typing import Any
 
 from machinery import meta
 from machinery.client import ApiClient, ApiError, NotFound, Resource, TransportError
+from machinery.resources import PODS
 
 log = logging.getLogger(__name__)
 
 EVENTS = Resource("", "v1", "events", True)
-PODS = Resource("", "v1", "pods", True)
 COMPONENT = "default-scheduler"
 REASON = "FailedScheduling"
 #: how many (pod, message) series to remember for aggregation

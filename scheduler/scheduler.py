@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from machinery import meta
-from machinery.client import ApiClient, ApiError, Conflict, NotFound, Resource, TransportError
+from machinery.client import ApiClient, ApiError, Conflict, NotFound, TransportError
 from machinery.informer import Informer
+from machinery.resources import NODES, PODS
 from scheduler import binder, events, fit_error
 from scheduler.cache import NodeCache
 from scheduler.framework import Framework
@@ -36,8 +37,6 @@ from scheduler.queue import SchedulingQueue
 
 log = logging.getLogger(__name__)
 
-NODES = Resource("", "v1", "nodes", False)
-PODS = Resource("", "v1", "pods", True)
 #: node fields whose change may let an unschedulable pod fit
 _NODE_FIELDS = (("metadata", "labels"), ("spec", "taints"), ("spec", "unschedulable"),
                 ("status", "allocatable"), ("status", "capacity"))

@@ -104,14 +104,15 @@ async def sync_all(cluster: Cluster, nodes: list[dict[str, Any]]) -> None:
 
 async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from cli.multinode import layout
-    from machinery.client import ApiClient, Resource
+    from machinery.client import ApiClient
     from machinery.informer import EventHandlers, Informer
     from machinery.kubeconfig import load_kubeconfig
+    from machinery.resources import NODES
 
     changed = asyncio.Event()
     config = await asyncio.to_thread(load_kubeconfig, args.kubeconfig)
     async with ApiClient(config) as client:
-        informer = Informer(client, Resource("", "v1", "nodes", False))
+        informer = Informer(client, NODES)
         informer.add_handler(EventHandlers(on_add=lambda o: changed.set(), on_update=lambda o, n: changed.set(),
                                            on_delete=lambda o: changed.set()))
         informer.start()

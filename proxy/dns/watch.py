@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import asyncio
 
-from machinery.client import ApiClient, Resource
+from machinery.client import ApiClient
 from machinery.informer import Informer
+from machinery.resources import ENDPOINTSLICES, PODS, SERVICES
 from proxy.dns.zone import Zone
-
-SERVICES = Resource("", "v1", "services", True)
-ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", True)
-PODS = Resource("", "v1", "pods", True)
 
 
 class ZoneFeeder:
